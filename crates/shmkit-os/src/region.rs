@@ -1,0 +1,544 @@
+//! Named regions: POSIX shared memory (`/dev/shm/NAME`, normal pages) and hugetlbfs files
+//! (`BASE/.huge/NAME`, `BASE/.gigantic/NAME`), one concept whatever the page size.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::fs::{Mode, OFlags};
+use shmkit_name::{Name, PageSize};
+
+use crate::error::{Error, Result};
+use crate::map::{Access, MapOptions, Mapping, out_of_memory_or_os};
+use crate::mounts;
+use crate::numa::{self, CpuList, Topology};
+
+/// Where the pages of a new region go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Placement {
+    /// Wherever the kernel's policy for this thread puts them.
+    #[default]
+    Anywhere,
+    /// All pages on one NUMA node (strict: a shortage there is an error, not a fallback).
+    Node(u32),
+    /// A multi-part region: one consecutive part per entry of the list, on the node of that CPU,
+    /// with the pages split as evenly as possible (earlier parts take the remainder).
+    Cpus(CpuList),
+}
+
+/// Options for [`RegionOptions::create`]: page size, NUMA placement, permission bits.
+///
+/// ```
+/// use shmkit_name::{Name, PageSize};
+/// use shmkit_os::{Placement, RegionOptions};
+///
+/// let name = Name::new(&format!("doc-create-{}", std::process::id()))?;
+/// let info = RegionOptions::new().page_size(PageSize::Normal).placement(Placement::Node(0)).mode(0o640).create(&name, 4)?;
+/// assert_eq!((info.page_count, info.size, info.mode), (4, 16384, 0o640));
+/// shmkit_os::unlink(&name, PageSize::Normal)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct RegionOptions {
+    page_size: PageSize,
+    placement: Placement,
+    mode: u32,
+}
+
+impl Default for RegionOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The default permission bits of a new region: the owner only.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+impl RegionOptions {
+    /// Normal pages, placed anywhere, mode 0600.
+    pub const fn new() -> Self {
+        Self { page_size: PageSize::Normal, placement: Placement::Anywhere, mode: DEFAULT_MODE }
+    }
+
+    /// The page size: normal regions live in `/dev/shm`, huge and gigantic ones in hugetlbfs.
+    pub const fn page_size(mut self, page_size: PageSize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Where the pages go.
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+
+    /// The permission bits, honoured exactly whatever the umask (at most `0o7777`).
+    pub const fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Creates the region `name` of `page_count` pages.
+    ///
+    /// The file is created with `O_CREAT | O_EXCL | O_NOFOLLOW` (an existing region is
+    /// [`Error::AlreadyExists`], never reused), given the exact mode, sized, placed, and every
+    /// page is faulted in now, so that a shortage is an error here rather than a `SIGBUS` in
+    /// whoever touches the page later. Placement is then verified page by page. On any failure
+    /// the file is removed again: nothing is left behind.
+    pub fn create(&self, name: &Name, page_count: u64) -> Result<RegionInfo> {
+        let label = display_path(name, self.page_size);
+        let size = region_size(page_count, self.page_size, &label)?;
+        if self.mode > 0o7777 {
+            return Err(Error::invalid("mode", format!("{:o} has bits beyond 0o7777", self.mode)));
+        }
+        let parts = plan_parts(&self.placement, page_count)?;
+        let fd = create_file(name, self.page_size, self.mode)?;
+        let mut guard = UnlinkOnDrop { name: *name, page_size: self.page_size, armed: true };
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode))
+            .map_err(Error::os("fchmod", &label))?;
+        rustix::fs::ftruncate(&fd, size).map_err(Error::os("ftruncate", &label))?;
+        let len = usize::try_from(size).map_err(|_| {
+            Error::invalid("page count", format!("{size} bytes do not fit this address space"))
+        })?;
+        let mapping = MapOptions::new().map_fd(fd.as_fd(), len, self.page_size, &label)?;
+        fault_in(&fd, &mapping, &parts, &label)?;
+        drop(mapping);
+        let info = stat_region(fd.as_fd(), *name, self.page_size, &label)?;
+        guard.armed = false;
+        Ok(info)
+    }
+}
+
+/// One consecutive part of a region and the node it belongs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Part {
+    first_page: u64,
+    pages: u64,
+    node: Option<u32>,
+}
+
+/// Splits `page_count` pages over the placement's parts, checking every node and CPU against the
+/// machine before anything is created.
+fn plan_parts(placement: &Placement, page_count: u64) -> Result<Vec<Part>> {
+    let nodes: Vec<Option<u32>> = match placement {
+        Placement::Anywhere => vec![None],
+        Placement::Node(node) => {
+            Topology::read()?.node(*node)?;
+            vec![Some(*node)]
+        }
+        Placement::Cpus(cpus) => {
+            if cpus.is_empty() {
+                return Err(Error::invalid("CPU list", "empty: name at least one CPU"));
+            }
+            Topology::read()?.nodes_of(cpus)?.into_iter().map(Some).collect()
+        }
+    };
+    Ok(split_pages(page_count, &nodes))
+}
+
+/// `page_count` pages split over `nodes.len()` consecutive parts as evenly as possible; the first
+/// `page_count % parts` parts take one page more. Parts that would be empty are left out.
+fn split_pages(page_count: u64, nodes: &[Option<u32>]) -> Vec<Part> {
+    let parts = nodes.len() as u64;
+    let (base, extra) = (page_count / parts, page_count % parts);
+    let mut first_page = 0;
+    let mut out = Vec::with_capacity(nodes.len());
+    for (index, node) in nodes.iter().enumerate() {
+        let pages = base + u64::from((index as u64) < extra);
+        if pages > 0 {
+            out.push(Part { first_page, pages, node: *node });
+        }
+        first_page += pages;
+    }
+    out
+}
+
+/// Allocates every page of every part on its node and checks where each landed.
+fn fault_in(fd: &OwnedFd, mapping: &Mapping, parts: &[Part], label: &str) -> Result<()> {
+    let page = mapping.page_size().bytes();
+    for part in parts {
+        let offset = part.first_page * page as u64;
+        let len = part.pages * page as u64;
+        let start = mapping.as_ptr().wrapping_add(offset as usize);
+        // The thread policy steers the allocation done by fallocate; mbind sets the region's own
+        // (shared) policy so that later faults from any process follow it too.
+        let thread_policy = part.node.map(numa::bind_thread_to_node).transpose()?;
+        if let Some(node) = part.node {
+            // SAFETY: `start..start+len` is a part of `mapping`, which we own and which no
+            // reference points into.
+            unsafe { numa::bind_range(start, len as usize, node, true) }?;
+        }
+        rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), offset, len).map_err(
+            |errno| {
+                out_of_memory_or_os(errno, "fallocate", label, len as usize, mapping.page_size())
+            },
+        )?;
+        // Touch each page so it is in our page tables: placement is verified through them.
+        for index in 0..part.pages as usize {
+            // SAFETY: inside `mapping` (index < pages of this part), readable, and the page exists
+            // in the file (fallocate succeeded), so the read cannot fault.
+            unsafe { start.add(index * page).read_volatile() };
+        }
+        if let Some(node) = part.node {
+            numa::verify_placement(label, start, len as usize, page, node)?;
+        }
+        if let Some(policy) = thread_policy {
+            policy.restore()?;
+        }
+    }
+    Ok(())
+}
+
+fn region_size(page_count: u64, page_size: PageSize, label: &str) -> Result<u64> {
+    if page_count == 0 {
+        return Err(Error::invalid(
+            "page count",
+            format!("0 pages for {label}: a region has at least one page"),
+        ));
+    }
+    page_count
+        .checked_mul(page_size.bytes() as u64)
+        .filter(|size| i64::try_from(*size).is_ok())
+        .ok_or_else(|| {
+            Error::invalid(
+                "page count",
+                format!("{page_count} {page_size} pages for {label} overflow a file size (off_t)"),
+            )
+        })
+}
+
+/// `O_CREAT | O_EXCL | O_NOFOLLOW` in the right home for the page size.
+fn create_file(name: &Name, page_size: PageSize, mode: u32) -> Result<OwnedFd> {
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+    let label = display_path(name, page_size);
+    let result = match page_size {
+        PageSize::Normal => rustix::shm::open(
+            name.posix_name().as_c_str(),
+            rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
+            Mode::from_raw_mode(mode & 0o777),
+        ),
+        PageSize::Huge | PageSize::Gigantic => {
+            let path = mounts::region_dir(page_size)?.join(name.as_str());
+            rustix::fs::open(&path, flags, Mode::from_raw_mode(mode & 0o777))
+        }
+    };
+    result.map_err(|errno| {
+        if errno == rustix::io::Errno::EXIST {
+            Error::AlreadyExists { target: label.clone() }
+        } else {
+            Error::os("open (create)", &label)(errno)
+        }
+    })
+}
+
+/// Removes a half-made region unless disarmed.
+struct UnlinkOnDrop {
+    name: Name,
+    page_size: PageSize,
+    armed: bool,
+}
+
+impl Drop for UnlinkOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = unlink(&self.name, self.page_size);
+        }
+    }
+}
+
+/// What the OS says of a region: sizes come from `fstat`, never from the region's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionInfo {
+    /// The region's name.
+    pub name: Name,
+    /// Its page size.
+    pub page_size: PageSize,
+    /// How many pages it holds.
+    pub page_count: u64,
+    /// Its size in bytes (`page_count * page_size`).
+    pub size: u64,
+    /// Its file: `/dev/shm/NAME`, or under a hugetlbfs mount.
+    pub path: PathBuf,
+    /// Its permission bits.
+    pub mode: u32,
+    /// Its owner.
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+}
+
+fn stat_region(
+    fd: BorrowedFd<'_>,
+    name: Name,
+    page_size: PageSize,
+    label: &str,
+) -> Result<RegionInfo> {
+    let stat = rustix::fs::fstat(fd).map_err(Error::os("fstat", label))?;
+    region_info_from(name, page_size, stat.st_size, stat.st_mode, stat.st_uid, stat.st_gid)
+}
+
+fn region_info_from(
+    name: Name,
+    page_size: PageSize,
+    size: i64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<RegionInfo> {
+    let label = display_path(&name, page_size);
+    let size = u64::try_from(size).map_err(|_| Error::Corrupted {
+        target: label.clone(),
+        reason: format!("negative size {size}"),
+    })?;
+    let page = page_size.bytes() as u64;
+    if !size.is_multiple_of(page) {
+        return Err(Error::Corrupted {
+            target: label,
+            reason: format!("its size {size} is not a multiple of its page size {page}"),
+        });
+    }
+    Ok(RegionInfo {
+        name,
+        page_size,
+        page_count: size / page,
+        size,
+        path: path_of(&name, page_size),
+        mode: mode & 0o7777,
+        uid,
+        gid,
+    })
+}
+
+/// Where a region of that name and page size lives (whether or not it exists).
+pub fn path_of(name: &Name, page_size: PageSize) -> PathBuf {
+    match page_size.hugetlbfs_dir() {
+        None => PathBuf::from(mounts::POSIX_SHM_DIR).join(name.as_str()),
+        Some(sub) => mounts::base_dir().join(sub).join(name.as_str()),
+    }
+}
+
+fn display_path(name: &Name, page_size: PageSize) -> String {
+    path_of(name, page_size).display().to_string()
+}
+
+/// Removes the region `name` of `page_size` (`shm_unlink` or `unlink`). Processes that have it
+/// mapped keep their mapping; the memory is freed when the last one unmaps it.
+pub fn unlink(name: &Name, page_size: PageSize) -> Result<()> {
+    let label = display_path(name, page_size);
+    let result = match page_size {
+        PageSize::Normal => rustix::shm::unlink(name.posix_name().as_c_str()),
+        PageSize::Huge | PageSize::Gigantic => rustix::fs::unlink(path_of(name, page_size)),
+    };
+    result.map_err(|errno| {
+        if errno == rustix::io::Errno::NOENT {
+            Error::NotFound { target: label.clone() }
+        } else {
+            Error::os("unlink", &label)(errno)
+        }
+    })
+}
+
+/// What the OS says of region `name`. With `page_size` `None`, looks in `/dev/shm`, then the
+/// huge and gigantic mounts, and reports the first found. A file whose size is not a multiple of
+/// its page size is [`Error::Corrupted`].
+pub fn info(name: &Name, page_size: Option<PageSize>) -> Result<RegionInfo> {
+    let candidates: &[PageSize] = match page_size {
+        Some(ref one) => std::slice::from_ref(one),
+        None => &PageSize::ALL,
+    };
+    for &candidate in candidates {
+        let path = path_of(name, candidate);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) => {
+                use std::os::unix::fs::MetadataExt;
+                if !meta.file_type().is_file() {
+                    return Err(Error::Corrupted {
+                        target: path.display().to_string(),
+                        reason: "not a regular file".to_owned(),
+                    });
+                }
+                let size = i64::try_from(meta.size()).unwrap_or(i64::MAX);
+                return region_info_from(
+                    *name,
+                    candidate,
+                    size,
+                    meta.mode(),
+                    meta.uid(),
+                    meta.gid(),
+                );
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(Error::io("stat", path.display())(error)),
+        }
+    }
+    let target = match page_size {
+        Some(page_size) => display_path(name, page_size),
+        None => format!("region {name} (looked in every page size)"),
+    };
+    Err(Error::NotFound { target })
+}
+
+/// An open region: its file descriptor and what the OS said of it when opened.
+///
+/// ```
+/// use shmkit_name::{Name, PageSize};
+/// use shmkit_os::{Access, MapOptions, Region, RegionOptions};
+///
+/// let name = Name::new(&format!("doc-open-{}", std::process::id()))?;
+/// RegionOptions::new().create(&name, 1)?;
+/// let region = Region::open(&name, None, Access::ReadWrite)?;
+/// let mapping = region.map(&MapOptions::new())?;
+/// mapping.atomic_u64(0)?.store(7, std::sync::atomic::Ordering::Release);
+/// shmkit_os::unlink(&name, PageSize::Normal)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Region {
+    fd: OwnedFd,
+    info: RegionInfo,
+    access: Access,
+}
+
+impl Region {
+    /// Opens region `name` (page size given, or found as [`info`] finds it) for `access`.
+    pub fn open(name: &Name, page_size: Option<PageSize>, access: Access) -> Result<Self> {
+        let found = info(name, page_size)?;
+        let label = found.path.display().to_string();
+        let fd = match found.page_size {
+            PageSize::Normal => {
+                let flags = match access {
+                    Access::ReadOnly => rustix::shm::OFlags::RDONLY,
+                    Access::ReadWrite => rustix::shm::OFlags::RDWR,
+                };
+                rustix::shm::open(name.posix_name().as_c_str(), flags, Mode::empty())
+            }
+            PageSize::Huge | PageSize::Gigantic => {
+                let flags = match access {
+                    Access::ReadOnly => OFlags::RDONLY,
+                    Access::ReadWrite => OFlags::RDWR,
+                };
+                rustix::fs::open(
+                    &found.path,
+                    flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+            }
+        }
+        .map_err(|errno| {
+            if errno == rustix::io::Errno::NOENT {
+                Error::NotFound { target: label.clone() }
+            } else {
+                Error::os("open", &label)(errno)
+            }
+        })?;
+        // The size that counts is the one of the file we hold, not of the name we looked up.
+        let info = stat_region(fd.as_fd(), *name, found.page_size, &label)?;
+        Ok(Self { fd, info, access })
+    }
+
+    /// What the OS said of the region when it was opened.
+    pub fn info(&self) -> &RegionInfo {
+        &self.info
+    }
+
+    /// The open file, for `mmap` by other means or for passing to a peer.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Maps the whole region at a random address. The options' access may not exceed the access
+    /// the region was opened with.
+    pub fn map(&self, options: &MapOptions) -> Result<Mapping> {
+        if options.get_access() == Access::ReadWrite && self.access == Access::ReadOnly {
+            return Err(Error::invalid(
+                "access",
+                format!(
+                    "{} was opened read-only and cannot be mapped read-write",
+                    self.info.path.display()
+                ),
+            ));
+        }
+        let len = usize::try_from(self.info.size).map_err(|_| {
+            Error::invalid(
+                "size",
+                format!("{} bytes do not fit this address space", self.info.size),
+            )
+        })?;
+        options.map_fd(
+            self.fd.as_fd(),
+            len,
+            self.info.page_size,
+            &self.info.path.display().to_string(),
+        )
+    }
+
+    /// Grows the region to `page_count` pages (`ftruncate`, then the new pages are allocated with
+    /// `fallocate` so a shortage is an error now) and moves `mapping`, which must be a mapping of
+    /// this region, to cover it all (`mremap`). Shrinking is refused: other processes may map the
+    /// pages that would go.
+    pub fn grow(&mut self, mapping: &mut Mapping, page_count: u64) -> Result<()> {
+        let label = self.info.path.display().to_string();
+        let size = region_size(page_count, self.info.page_size, &label)?;
+        if size < self.info.size {
+            return Err(Error::invalid(
+                "page count",
+                format!("{page_count} pages would shrink {label}; regions only grow"),
+            ));
+        }
+        if mapping.len() as u64 != self.info.size || mapping.page_size() != self.info.page_size {
+            return Err(Error::invalid(
+                "mapping",
+                format!("{} is not a whole mapping of {label}", mapping.label()),
+            ));
+        }
+        let len = usize::try_from(size).map_err(|_| {
+            Error::invalid("page count", format!("{size} bytes do not fit this address space"))
+        })?;
+        rustix::fs::ftruncate(&self.fd, size).map_err(Error::os("ftruncate", &label))?;
+        let added = size - self.info.size;
+        if added > 0 {
+            rustix::fs::fallocate(
+                &self.fd,
+                rustix::fs::FallocateFlags::empty(),
+                self.info.size,
+                added,
+            )
+            .map_err(|errno| {
+                out_of_memory_or_os(errno, "fallocate", &label, added as usize, self.info.page_size)
+            })?;
+        }
+        mapping.remap(len)?;
+        self.info = stat_region(self.fd.as_fd(), self.info.name, self.info.page_size, &label)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_split_as_evenly_as_possible() {
+        let parts = split_pages(10, &[Some(0), Some(1), Some(0)]);
+        let shape: Vec<_> = parts.iter().map(|p| (p.first_page, p.pages, p.node)).collect();
+        assert_eq!(shape, [(0, 4, Some(0)), (4, 3, Some(1)), (7, 3, Some(0))]);
+        let parts = split_pages(2, &[Some(0), Some(1), Some(2)]);
+        let shape: Vec<_> = parts.iter().map(|p| (p.first_page, p.pages, p.node)).collect();
+        assert_eq!(shape, [(0, 1, Some(0)), (1, 1, Some(1))]);
+        assert_eq!(split_pages(7, &[None]), [Part { first_page: 0, pages: 7, node: None }]);
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        assert!(matches!(region_size(0, PageSize::Normal, "x"), Err(Error::InvalidInput { .. })));
+        assert!(matches!(
+            region_size(u64::MAX / 4096 + 1, PageSize::Normal, "x"),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert!(matches!(
+            region_size(1 << 33, PageSize::Gigantic, "x"),
+            Err(Error::InvalidInput { .. })
+        ));
+        assert_eq!(region_size(3, PageSize::Huge, "x").ok(), Some(3 << 21));
+    }
+}

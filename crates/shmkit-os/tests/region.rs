@@ -1,0 +1,337 @@
+//! Named regions against the real kernel: /dev/shm, hugetlbfs mounts, NUMA placement, a second
+//! real process, and Python's `multiprocessing.shared_memory` as a program no one here wrote.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use shmkit_name::{Name, PageSize};
+use shmkit_os::{Access, Error, MapOptions, Placement, Region, RegionOptions, info, unlink};
+
+/// A name unique to this process and call, removed (in every page size) when dropped.
+struct TestRegion {
+    name: Name,
+}
+
+impl TestRegion {
+    fn new(tag: &str) -> Self {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name =
+            Name::new(&format!("t-{tag}-{}-{n}", std::process::id())).expect("valid test name");
+        Self { name }
+    }
+}
+
+impl Drop for TestRegion {
+    fn drop(&mut self) {
+        for page_size in PageSize::ALL {
+            let _ = unlink(&self.name, page_size);
+        }
+    }
+}
+
+/// Whether huge-page tests can run; with `SHMKIT_REQUIRE_HUGEPAGES=1` a missing mount fails.
+fn huge_pages_ready(page_size: PageSize) -> bool {
+    match shmkit_os::mounts::region_dir(page_size) {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(
+                std::env::var("SHMKIT_REQUIRE_HUGEPAGES").as_deref() != Ok("1"),
+                "SHMKIT_REQUIRE_HUGEPAGES=1 but {page_size} pages are not set up: {error}"
+            );
+            eprintln!("skipped: {error}");
+            false
+        }
+    }
+}
+
+/// Runs this test binary again as a child that performs `role` on region `name`.
+fn run_child(role: &str, name: &Name, page_size: PageSize) -> std::process::Output {
+    let output = Command::new(std::env::current_exe().expect("test binary path"))
+        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
+        .env("SHMKIT_TEST_CHILD", role)
+        .env("SHMKIT_TEST_NAME", name.as_str())
+        .env("SHMKIT_TEST_PAGE_SIZE", page_size.name())
+        .output()
+        .expect("spawn child");
+    assert!(
+        output.status.success(),
+        "child {role} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The child's side of the multi-process tests; a plain run (no role in the environment) is the
+/// parent and does nothing here.
+#[test]
+fn child_process_entry() {
+    let Ok(role) = std::env::var("SHMKIT_TEST_CHILD") else { return };
+    let name = Name::new(&std::env::var("SHMKIT_TEST_NAME").expect("name")).expect("valid name");
+    let page_size: PageSize =
+        std::env::var("SHMKIT_TEST_PAGE_SIZE").expect("page size").parse().expect("page size");
+    let region = Region::open(&name, Some(page_size), Access::ReadWrite).expect("child open");
+    let mapping = region.map(&MapOptions::new()).expect("child map");
+    match role.as_str() {
+        // Sees the parent's word at the start, answers with its own at the end of the last page.
+        "echo" => {
+            let word = mapping.atomic_u64(0).expect("word").load(Ordering::Acquire);
+            assert_eq!(word, 0x5348_4D4B_4954_0001, "child sees the parent's write");
+            let last = mapping.len() - 8;
+            mapping.atomic_u64(last).expect("word").store(word + 1, Ordering::Release);
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+fn two_process_round_trip(page_size: PageSize, page_count: u64, tag: &str) {
+    let region = TestRegion::new(tag);
+    let created =
+        RegionOptions::new().page_size(page_size).create(&region.name, page_count).expect("create");
+    assert_eq!(created.size, page_count * page_size.bytes() as u64);
+    let mapping = Region::open(&region.name, Some(page_size), Access::ReadWrite)
+        .and_then(|r| r.map(&MapOptions::new()))
+        .expect("map");
+    assert_eq!(mapping.as_ptr() as usize % page_size.bytes(), 0, "aligned to the page size");
+    mapping.atomic_u64(0).expect("word").store(0x5348_4D4B_4954_0001, Ordering::Release);
+    run_child("echo", &region.name, page_size);
+    let last = mapping.len() - 8;
+    assert_eq!(
+        mapping.atomic_u64(last).expect("word").load(Ordering::Acquire),
+        0x5348_4D4B_4954_0002
+    );
+    drop(mapping);
+    unlink(&region.name, page_size).expect("unlink");
+    assert!(!created.path.exists(), "{} is gone after unlink", created.path.display());
+}
+
+#[test]
+fn posix_region_is_shared_with_a_second_process() {
+    two_process_round_trip(PageSize::Normal, 3, "posix2p");
+}
+
+#[test]
+fn huge_region_is_shared_with_a_second_process() {
+    if huge_pages_ready(PageSize::Huge) {
+        two_process_round_trip(PageSize::Huge, 2, "huge2p");
+    }
+}
+
+#[test]
+fn gigantic_region_is_shared_with_a_second_process() {
+    if huge_pages_ready(PageSize::Gigantic) {
+        two_process_round_trip(PageSize::Gigantic, 1, "giga2p");
+    }
+}
+
+/// `KernelPageSize` of the smaps entry that contains `address`.
+fn kernel_page_size_kib(address: usize) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ')
+            && let Some((start, end)) = range.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
+        {
+            inside = (start..end).contains(&address);
+        } else if inside && let Some(rest) = line.strip_prefix("KernelPageSize:") {
+            return rest.trim().trim_end_matches("kB").trim().parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn smaps_shows_the_page_size_of_each_kind() {
+    for (page_size, kib) in
+        [(PageSize::Normal, 4), (PageSize::Huge, 2048), (PageSize::Gigantic, 1024 * 1024)]
+    {
+        if page_size != PageSize::Normal && !huge_pages_ready(page_size) {
+            continue;
+        }
+        let region = TestRegion::new("smaps");
+        RegionOptions::new().page_size(page_size).create(&region.name, 1).expect("create");
+        let mapping = Region::open(&region.name, Some(page_size), Access::ReadOnly)
+            .and_then(|r| r.map(&MapOptions::new().access(Access::ReadOnly)))
+            .expect("map");
+        assert_eq!(kernel_page_size_kib(mapping.as_ptr() as usize), Some(kib), "{page_size}");
+    }
+}
+
+#[test]
+fn a_region_that_exists_is_refused_and_left_alone() {
+    let region = TestRegion::new("exists");
+    RegionOptions::new().create(&region.name, 1).expect("create");
+    let error = RegionOptions::new().create(&region.name, 4).expect_err("second create");
+    assert!(matches!(error, Error::AlreadyExists { .. }), "{error}");
+    assert_eq!(
+        info(&region.name, None).expect("info").page_count,
+        1,
+        "the first region is untouched"
+    );
+}
+
+#[test]
+fn the_mode_is_exact_whatever_the_umask() {
+    let region = TestRegion::new("mode");
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    let created = RegionOptions::new().mode(0o664).create(&region.name, 1);
+    rustix::process::umask(old);
+    assert_eq!(created.expect("create").mode, 0o664);
+    assert_eq!(info(&region.name, Some(PageSize::Normal)).expect("info").mode, 0o664);
+    let default = TestRegion::new("mode-default");
+    assert_eq!(RegionOptions::new().create(&default.name, 1).expect("create").mode, 0o600);
+}
+
+#[test]
+fn bad_input_is_an_error_and_leaves_nothing() {
+    let region = TestRegion::new("bad");
+    let zero = RegionOptions::new().create(&region.name, 0).expect_err("zero pages");
+    assert!(zero.to_string().contains("0 pages"), "{zero}");
+    let overflow =
+        RegionOptions::new().page_size(PageSize::Gigantic).create(&region.name, u64::MAX / 2);
+    assert!(matches!(overflow, Err(Error::InvalidInput { .. } | Error::NoHugetlbfsMount { .. })));
+    let mode = RegionOptions::new().mode(0o17777).create(&region.name, 1).expect_err("mode");
+    assert!(mode.to_string().contains("17777"), "{mode}");
+    let node = RegionOptions::new()
+        .placement(Placement::Node(999))
+        .create(&region.name, 1)
+        .expect_err("node");
+    assert_eq!(node.to_string(), "NUMA node 999 does not exist: this machine has node(s) 0");
+    let too_big = RegionOptions::new().create(&region.name, 1 << 40).expect_err("more than memory");
+    assert!(matches!(too_big, Error::OutOfMemory { .. } | Error::Os { .. }), "{too_big}");
+    assert!(matches!(info(&region.name, None), Err(Error::NotFound { .. })), "nothing left behind");
+}
+
+#[test]
+fn numa_placement_on_node_zero_is_verified() {
+    let region = TestRegion::new("numa");
+    let created =
+        RegionOptions::new().placement(Placement::Node(0)).create(&region.name, 8).expect("create");
+    assert_eq!(created.page_count, 8);
+    let cpus: shmkit_os::numa::CpuList = "0-1".parse().expect("cpu list");
+    let multi = TestRegion::new("numa-multi");
+    let created = RegionOptions::new()
+        .placement(Placement::Cpus(cpus))
+        .create(&multi.name, 5)
+        .expect("create");
+    assert_eq!(created.page_count, 5);
+    let mapping = Region::open(&multi.name, None, Access::ReadOnly)
+        .and_then(|r| r.map(&MapOptions::new().access(Access::ReadOnly).populate(true)))
+        .expect("map");
+    shmkit_os::numa::verify_placement("numa-multi", mapping.as_ptr(), mapping.len(), 4096, 0)
+        .expect("all on node 0");
+    let unknown_cpu: shmkit_os::numa::CpuList = "0,4096".parse().expect("cpu list");
+    let error = RegionOptions::new()
+        .placement(Placement::Cpus(unknown_cpu))
+        .create(&multi.name, 1)
+        .expect_err("cpu");
+    assert!(matches!(error, Error::UnknownCpu { cpu: 4096, .. }), "{error}");
+}
+
+#[test]
+fn info_reports_a_size_that_is_not_whole_pages_as_corrupted() {
+    let region = TestRegion::new("corrupt");
+    let path = shmkit_os::path_of(&region.name, PageSize::Normal);
+    std::fs::write(&path, vec![0_u8; 5000]).expect("write odd-sized file");
+    let error = info(&region.name, Some(PageSize::Normal)).expect_err("corrupted");
+    assert!(matches!(error, Error::Corrupted { .. }), "{error}");
+    assert!(error.to_string().contains("5000"), "{error}");
+}
+
+#[test]
+fn a_region_grows_and_keeps_its_contents() {
+    let region = TestRegion::new("grow");
+    RegionOptions::new().create(&region.name, 2).expect("create");
+    let mut opened = Region::open(&region.name, None, Access::ReadWrite).expect("open");
+    let mut mapping = opened.map(&MapOptions::new()).expect("map");
+    mapping.write_at(8000, b"kept").expect("write");
+    opened.grow(&mut mapping, 5).expect("grow");
+    assert_eq!((mapping.len(), opened.info().page_count), (5 * 4096, 5));
+    let mut kept = [0; 4];
+    mapping.read_at(8000, &mut kept).expect("read");
+    assert_eq!(&kept, b"kept");
+    mapping.write_at(5 * 4096 - 4, b"tail").expect("the new pages are mapped");
+    let error = opened.grow(&mut mapping, 1).expect_err("shrink");
+    assert!(error.to_string().contains("only grow"), "{error}");
+}
+
+#[test]
+fn read_only_mappings_refuse_writes_and_bounds_are_checked() {
+    let region = TestRegion::new("ro");
+    RegionOptions::new().create(&region.name, 1).expect("create");
+    let read_only = Region::open(&region.name, None, Access::ReadOnly).expect("open");
+    assert!(read_only.map(&MapOptions::new()).is_err(), "read-write map of a read-only open");
+    let mapping = read_only.map(&MapOptions::new().access(Access::ReadOnly)).expect("map");
+    assert!(mapping.write_at(0, b"x").is_err());
+    assert!(mapping.atomic_u64(0).is_err());
+    let mut buffer = [0; 8];
+    assert!(mapping.read_at(4090, &mut buffer).is_err(), "past the end");
+    assert!(mapping.read_at(usize::MAX, &mut buffer).is_err(), "overflowing offset");
+    mapping.read_at(4088, &mut buffer).expect("last 8 bytes");
+}
+
+#[test]
+fn mapping_options_lock_dump_and_transparent_huge_pages() {
+    let region = TestRegion::new("opts");
+    RegionOptions::new().create(&region.name, 4).expect("create");
+    let opened = Region::open(&region.name, None, Access::ReadWrite).expect("open");
+    let mapping = opened
+        .map(&MapOptions::new().lock(true).dump(true).transparent_huge_pages(true).populate(true))
+        .expect("map with every option");
+    mapping.sync(shmkit_os::SyncMode::Async).expect("msync");
+    mapping.unlock().expect("munlock");
+    mapping.lock_on_fault().expect("mlock2");
+    let a = opened.map(&MapOptions::new()).expect("second map");
+    let b = opened.map(&MapOptions::new()).expect("third map");
+    assert_ne!(a.as_ptr(), b.as_ptr(), "each mapping gets its own random address");
+    assert!(!a.overlaps(b.as_ptr() as usize, b.len()));
+}
+
+fn python3(script: &str) -> std::process::Output {
+    Command::new("python3").args(["-c", script]).output().expect("python3 is on every machine")
+}
+
+#[test]
+fn python_reads_a_shmkit_region_and_shmkit_reads_a_python_one() {
+    // shmkit creates, Python reads (by the POSIX name, as any shm_open user would).
+    let ours = TestRegion::new("py-ours");
+    RegionOptions::new().create(&ours.name, 1).expect("create");
+    let mapping = Region::open(&ours.name, None, Access::ReadWrite)
+        .and_then(|r| r.map(&MapOptions::new()))
+        .expect("map");
+    mapping.write_at(0, b"from shmkit").expect("write");
+    let script = format!(
+        "from multiprocessing import shared_memory, resource_tracker as rt\n\
+         m = shared_memory.SharedMemory(name={:?})\n\
+         rt.unregister(m._name, 'shared_memory')\n\
+         print(bytes(m.buf[:11]).decode(), m.size)\n\
+         m.close()",
+        ours.name.as_str()
+    );
+    let output = python3(&script);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "from shmkit 4096");
+
+    // Python creates, shmkit reads.
+    let theirs = TestRegion::new("py-theirs");
+    let script = format!(
+        "from multiprocessing import shared_memory, resource_tracker as rt\n\
+         m = shared_memory.SharedMemory(name={:?}, create=True, size=8192)\n\
+         rt.unregister(m._name, 'shared_memory')\n\
+         m.buf[:11] = b'from python'\n\
+         m.close()",
+        theirs.name.as_str()
+    );
+    let output = python3(&script);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let found = info(&theirs.name, None).expect("info");
+    assert_eq!((found.page_size, found.size), (PageSize::Normal, 8192));
+    let mapping = Region::open(&theirs.name, None, Access::ReadOnly)
+        .and_then(|r| r.map(&MapOptions::new().access(Access::ReadOnly)))
+        .expect("map");
+    let mut text = [0; 11];
+    mapping.read_at(0, &mut text).expect("read");
+    assert_eq!(&text, b"from python");
+}
