@@ -15,9 +15,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), Error> {
         "clippy",
         &mut cmd::cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     )?;
-    // Tests are built in release: the multi-process and randomized tests are heavy, and release is
-    // also how the rings are meant to run.
-    cmd::run_step("tests", &mut cmd::cargo(&root, &["test", "--workspace", "--release"]))?;
+    // The `ci` profile: optimised (the multi-process and randomized tests are heavy) with debug
+    // assertions and overflow checks on.
+    cmd::run_step("tests", &mut cmd::cargo(&root, &["test", "--workspace", "--profile", "ci"]))?;
     let mut doc = cmd::cargo(&root, &["doc", "--workspace", "--no-deps"]);
     doc.env("RUSTDOCFLAGS", "-D warnings");
     cmd::run_step("docs", &mut doc)?;

@@ -31,10 +31,7 @@ use rustix::fs::{Mode, OFlags};
 use shmkit_name::PageSize;
 
 use crate::error::{Error, Result};
-use crate::map::{Access, MapOptions, Mapping, SyncMode, out_of_memory_or_os};
-
-/// `HUGETLBFS_MAGIC` of `<linux/magic.h>`, the `f_type` of a hugetlbfs mount.
-const HUGETLBFS_MAGIC: u64 = 0x9584_58f6;
+use crate::map::{Access, MapOptions, Mapping, SyncMode};
 
 /// A file holding a region: its descriptor, path, access and page size.
 ///
@@ -86,7 +83,7 @@ impl FileRegion {
         check_size(size, page_size, &label)?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(Error::os("fchmod", &label))?;
         rustix::fs::ftruncate(&fd, size as u64).map_err(Error::os("ftruncate", &label))?;
-        allocate(fd.as_fd(), 0, size, page_size, &label)?;
+        crate::map::allocate(fd.as_fd(), 0, size as u64, page_size, &label)?;
         guard.path = None;
         Ok(Self { fd, path: path.to_owned(), label, access: Access::ReadWrite, page_size })
     }
@@ -240,10 +237,7 @@ impl FileRegion {
                 ),
             ));
         }
-        rustix::fs::ftruncate(&self.fd, new_size as u64)
-            .map_err(Error::os("ftruncate", &self.label))?;
-        allocate(self.fd.as_fd(), size, new_size - size, self.page_size, &self.label)?;
-        mapping.remap(new_size)
+        crate::map::grow_fd(self.fd.as_fd(), mapping, size as u64, new_size)
     }
 
     /// `unlink(path)`—Removes the file. Processes that have it mapped keep their mapping; the
@@ -283,15 +277,7 @@ impl AsFd for FileRegion {
 /// The page size a file's mapping must use: the hugetlbfs mount's block size, else normal.
 fn page_size_of(fd: BorrowedFd<'_>, label: &str) -> Result<PageSize> {
     let statfs = rustix::fs::fstatfs(fd).map_err(Error::os("fstatfs", label))?;
-    #[allow(clippy::useless_conversion, reason = "f_type's width differs between architectures")]
-    let fs_type = u64::try_from(statfs.f_type).unwrap_or(0);
-    if fs_type != HUGETLBFS_MAGIC {
-        return Ok(PageSize::Normal);
-    }
-    let block = u64::try_from(statfs.f_bsize).unwrap_or(0);
-    PageSize::from_bytes(block).map_err(|error| {
-        Error::invalid("file system", format!("{label} is on a hugetlbfs with {error}"))
-    })
+    crate::mounts::page_size_of_statfs(&statfs, label)
 }
 
 fn check_size(size: usize, page_size: PageSize, label: &str) -> Result<()> {
@@ -305,25 +291,6 @@ fn check_size(size: usize, page_size: PageSize, label: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// `fallocate` of `offset..offset+len`, skipped on filesystems that cannot (they allocate on
-/// write, as before).
-fn allocate(
-    fd: BorrowedFd<'_>,
-    offset: usize,
-    len: usize,
-    page_size: PageSize,
-    label: &str,
-) -> Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), offset as u64, len as u64)
-    {
-        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
-        Err(errno) => Err(out_of_memory_or_os(errno, "fallocate", label, len, page_size)),
-    }
 }
 
 /// Removes a half-made file unless disarmed.

@@ -95,7 +95,12 @@ pub fn list() -> Result<Vec<ListedRegion>> {
             Err(error) => return Err(error),
         }
     }
-    for info in sysv::list_sysv()? {
+    // A kernel built without SysV IPC has no /proc/sysvipc/shm: nothing to list there.
+    let segments = match sysv::list_sysv() {
+        Err(Error::Os { source, .. }) if source.kind() == io::ErrorKind::NotFound => Vec::new(),
+        other => other?,
+    };
+    for info in segments {
         out.push(ListedRegion {
             kind: RegionKind::SysV { key: info.key, id: info.id },
             name: format!("0x{:08x}", info.key.map_or(0, SysvKey::get).cast_unsigned()),
@@ -137,6 +142,13 @@ fn list_dir(dir: &Path, kind: RegionKind, page_size: PageSize) -> Result<Vec<Lis
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
+        // A region being created is not a region yet; POSIX semaphores (`sem.NAME`) share
+        // /dev/shm but are not shared memory regions.
+        if name.starts_with(crate::region::STAGING_PREFIX)
+            || (kind == RegionKind::Posix && name.starts_with("sem."))
+        {
+            continue;
+        }
         out.push(ListedRegion {
             kind,
             region_name: Name::new(&name).ok(),

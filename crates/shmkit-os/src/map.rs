@@ -5,14 +5,15 @@
 //! (`MAP_FIXED_NOREPLACE`, so nothing already mapped is ever replaced); the region is then mapped
 //! over the middle of it with `MAP_FIXED`. The reservation's two ends stay as guard areas of one
 //! page each, so an overrun out of one region faults instead of running into a neighbour, and a
-//! failure at any step releases the reservation. This module holds every `mmap`-family call of
-//! the crate.
+//! failure at any step releases the reservation. This module holds the `mmap`-family calls of
+//! every shared mapping; `anon` (private huge pages) and `sysv` (`shmat` over a reservation) make
+//! their own over a [`Reservation`](crate::map) taken here.
 
 use std::ffi::c_void;
 use std::fmt;
 use std::os::fd::BorrowedFd;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use rustix::mm::{
     self, Advice, MapFlags, MlockFlags, MprotectFlags, MremapFlags, MsyncFlags, ProtFlags,
@@ -121,7 +122,8 @@ impl MapOptions {
         self
     }
 
-    /// `MAP_POPULATE`: fault every page in now rather than on first touch.
+    /// Fault every page in now rather than on first touch (`MADV_POPULATE_READ`/`WRITE`), so that
+    /// a shortage is an error here and not a `SIGBUS` later.
     pub const fn populate(mut self, populate: bool) -> Self {
         self.populate = populate;
         self
@@ -137,16 +139,13 @@ impl MapOptions {
         self.lock
     }
 
-    /// Whether these options pre-fault the mapping (for maps made without `mmap`, like `shmat`).
-    pub(crate) const fn get_populate(&self) -> bool {
-        self.populate
-    }
-
     /// Maps `len` bytes of `fd` from offset 0, whose pages are `page_size`, at a random address.
     /// `label` names the region in errors.
     ///
     /// `len` must be a non-zero multiple of `page_size` and no larger than the file (checked with
-    /// `fstat`, so that an access can never fall past the end of the file and raise `SIGBUS`).
+    /// `fstat`). The check holds when mapping: whoever can write the file can still shrink it
+    /// later, and then an access past the new end raises `SIGBUS`; seal a memfd against
+    /// shrinking (`F_SEAL_SHRINK`) where that matters.
     ///
     /// ```
     /// use rustix::fs::{MemfdFlags, ftruncate, memfd_create};
@@ -179,10 +178,7 @@ impl MapOptions {
             ));
         }
         let reservation = Reservation::random(len, page_size, label)?;
-        let mut flags = MapFlags::SHARED | MapFlags::FIXED;
-        if self.populate {
-            flags |= MapFlags::POPULATE;
-        }
+        let flags = MapFlags::SHARED | MapFlags::FIXED;
         // SAFETY: the target range lies inside our own reservation (`region_start`, `len` fit by
         // construction), which nothing else references, so replacing it is sound.
         let mapped = unsafe {
@@ -197,6 +193,20 @@ impl MapOptions {
 
     /// The advice and locking that follow a successful map; an error drops (unmaps) `mapping`.
     pub(crate) fn apply(&self, mapping: &Mapping) -> Result<()> {
+        if self.populate {
+            // MADV_POPULATE_* (Linux 5.14) reports a failed allocation as an error; MAP_POPULATE
+            // would ignore it and leave a SIGBUS for the first touch.
+            let (advice, op) = match mapping.access {
+                Access::ReadOnly => (Advice::LinuxPopulateRead, "madvise(MADV_POPULATE_READ)"),
+                Access::ReadWrite => (Advice::LinuxPopulateWrite, "madvise(MADV_POPULATE_WRITE)"),
+            };
+            // SAFETY: the range is exactly the mapping; populating changes no contents.
+            unsafe { mm::madvise(mapping.addr.as_ptr().cast(), mapping.len, advice) }.map_err(
+                |errno| {
+                    out_of_memory_or_os(errno, op, &mapping.label, mapping.len, mapping.page_size)
+                },
+            )?;
+        }
         if !self.dump {
             mapping.advise(Advice::LinuxDontDump, "madvise(MADV_DONTDUMP)")?;
         }
@@ -250,7 +260,7 @@ pub(crate) fn out_of_memory_or_os(
 pub(crate) enum Kind {
     /// `munmap`.
     Mmap,
-    /// `shmdt`: a `SysV` attachment, so that the segment's attach count falls.
+    /// A `SysV` attachment (`shmat`); it cannot be moved or grown.
     SysV,
 }
 
@@ -299,6 +309,9 @@ impl Reservation {
                 // Kernels before 4.17 treat the flag as a hint; give back a misplaced mapping.
                 Ok(elsewhere) => unmap(elsewhere.cast(), total),
                 Err(rustix::io::Errno::EXIST) => {}
+                // The hint lies beyond this process's address space (a smaller VA on this CPU, or
+                // RLIMIT_AS): let the kernel choose instead.
+                Err(rustix::io::Errno::NOMEM | rustix::io::Errno::INVAL) => break,
                 Err(errno) => return Err(Error::os("mmap (address reservation)", label)(errno)),
             }
         }
@@ -404,7 +417,8 @@ fn unmap(start: *mut u8, len: usize) {
 /// A region's memory mapped into this process; unmapped (or detached) on drop.
 ///
 /// The memory may be written by other processes at any time, so the mapping never hands out
-/// `&[u8]` or `&mut [u8]`: it gives raw pointers, bounds-checked volatile copies, and atomic views.
+/// `&[u8]` or `&mut [u8]`: it gives raw pointers, bounds-checked copies made of relaxed atomic
+/// byte accesses, and atomic views.
 pub struct Mapping {
     reservation: NonNull<u8>,
     reservation_len: usize,
@@ -417,9 +431,11 @@ pub struct Mapping {
 }
 
 // SAFETY: a `Mapping` is an address range, not data behind references; the memory is shared with
-// other processes anyway, and every access through it is volatile, atomic or raw-pointer-based.
+// other processes anyway, and every access its safe methods make is atomic; raw pointers put the
+// burden on their user.
 unsafe impl Send for Mapping {}
-// SAFETY: as for `Send`; `&Mapping` only offers reads of fixed fields and the same accesses.
+// SAFETY: as for `Send`; `&Mapping` offers reads of fixed fields and atomic accesses only, so
+// threads sharing it race on values, never on memory in the Rust sense.
 unsafe impl Sync for Mapping {}
 
 impl fmt::Debug for Mapping {
@@ -498,25 +514,28 @@ impl Mapping {
         Ok(())
     }
 
-    /// Copies `out.len()` bytes from `offset` with volatile reads (another process may be writing
-    /// them; what is read is whatever is there, never undefined behaviour on our side).
+    /// Copies `out.len()` bytes from `offset` with relaxed atomic byte loads: other threads and
+    /// processes may be writing them, and atomics make that a race on values, never undefined
+    /// behaviour. What is read is whatever is there.
     pub fn read_at(&self, offset: usize, out: &mut [u8]) -> Result<()> {
         let source = self.bounds(offset, out.len())?;
         for (index, byte) in out.iter_mut().enumerate() {
             // SAFETY: `bounds` checked that offset..offset+len lies inside the mapping, which is
-            // readable for as long as `self` lives.
-            *byte = unsafe { source.add(index).read_volatile() };
+            // readable for as long as `self` lives; AtomicU8 has the layout of u8 and every
+            // access to shared bytes through a `Mapping` is atomic.
+            *byte = unsafe { AtomicU8::from_ptr(source.add(index)) }.load(Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Copies `data` to `offset` with volatile writes. Fails on a read-only mapping.
+    /// Copies `data` to `offset` with relaxed atomic byte stores (see [`Mapping::read_at`]).
+    /// Fails on a read-only mapping.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.writable()?;
         let target = self.bounds(offset, data.len())?;
         for (index, byte) in data.iter().enumerate() {
-            // SAFETY: in bounds (checked above) and the mapping is writable (checked above).
-            unsafe { target.add(index).write_volatile(*byte) };
+            // SAFETY: in bounds and writable (both checked above); atomic as in `read_at`.
+            unsafe { AtomicU8::from_ptr(target.add(index)) }.store(*byte, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -600,8 +619,8 @@ impl Mapping {
             .map_err(Error::os("msync", &*self.label))
     }
 
-    /// Grows (or shrinks) the mapping to `new_len` bytes with `mremap`, moving it to a new random
-    /// reservation. The caller has already resized the file to at least `new_len`.
+    /// Grows the mapping to `new_len` bytes with `mremap`, moving it to a new random reservation.
+    /// [`grow_fd`] has checked the kinds and resized the file.
     pub(crate) fn remap(&mut self, new_len: usize) -> Result<()> {
         check_len(new_len, self.page_size, &self.label)?;
         if self.kind != Kind::Mmap {
@@ -627,8 +646,12 @@ impl Mapping {
             out_of_memory_or_os(errno, "mremap", &self.label, new_len, self.page_size)
         })?;
         let (start, len, region) = reservation.into_raw();
-        // The old region has moved out; what is left of the old reservation is the two guards.
-        unmap(self.reservation.as_ptr(), self.reservation_len);
+        // The old region has moved out; unmap only the two old guards, never the gap between
+        // them, where another thread's mapping may already have landed.
+        let old_start = self.reservation.as_ptr();
+        let guard = self.addr.as_ptr() as usize - old_start as usize;
+        unmap(old_start, guard);
+        unmap(self.addr.as_ptr().wrapping_add(self.len), self.reservation_len - guard - self.len);
         self.reservation = start;
         self.reservation_len = len;
         self.addr = region;
@@ -639,10 +662,69 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if self.kind == Kind::SysV {
-            crate::sysv::detach(self.addr.as_ptr());
-        }
+        // One munmap of the whole reservation, also for a SysV attachment: unmapping it runs the
+        // same close as `shmdt` (the attach count falls), and a single call leaves no moment in
+        // which the middle is free for another thread's mapping to land in and be unmapped.
         unmap(self.reservation.as_ptr(), self.reservation_len);
+    }
+}
+
+/// Grows the file behind `mapping` from `old_size` to `new_len` bytes and moves the mapping to
+/// cover it: `ftruncate`, `fallocate` of the new pages (so a shortage is an error now), then
+/// `mremap`. Any failure puts the file back to `old_size`. Huge and gigantic page mappings are
+/// refused before anything changes: the kernel will not expand a hugetlb mapping with `mremap`.
+pub(crate) fn grow_fd(
+    fd: BorrowedFd<'_>,
+    mapping: &mut Mapping,
+    old_size: u64,
+    new_len: usize,
+) -> Result<()> {
+    let label = mapping.label.to_string();
+    if mapping.page_size != PageSize::Normal {
+        return Err(Error::invalid(
+            "resize",
+            format!(
+                "{label} is on {} pages, and the kernel does not grow hugetlb mappings: create a larger region instead",
+                mapping.page_size
+            ),
+        ));
+    }
+    if mapping.kind != Kind::Mmap {
+        return Err(Error::invalid(
+            "resize",
+            format!("{label} is a SysV segment, which cannot grow"),
+        ));
+    }
+    check_len(new_len, mapping.page_size, &label)?;
+    let added = (new_len as u64).checked_sub(old_size).ok_or_else(|| {
+        Error::invalid(
+            "size",
+            format!("{new_len} bytes would shrink {label} ({old_size} bytes); regions only grow"),
+        )
+    })?;
+    rustix::fs::ftruncate(fd, new_len as u64).map_err(Error::os("ftruncate", &label))?;
+    let grown = allocate(fd, old_size, added, mapping.page_size, &label)
+        .and_then(|()| mapping.remap(new_len));
+    if grown.is_err() {
+        let _ = rustix::fs::ftruncate(fd, old_size);
+    }
+    grown
+}
+
+/// `fallocate` of `len` bytes at `offset`; filesystems without it fall back to faulting later.
+pub(crate) fn allocate(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: u64,
+    page_size: PageSize,
+    label: &str,
+) -> Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), offset, len) {
+        Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Err(errno) => Err(out_of_memory_or_os(errno, "fallocate", label, len as usize, page_size)),
     }
 }
 

@@ -2,7 +2,9 @@
 //! (`BASE/.huge/NAME`, `BASE/.gigantic/NAME`), one concept whatever the page size.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags};
 use shmkit_name::{Name, PageSize};
@@ -80,11 +82,16 @@ impl RegionOptions {
 
     /// Creates the region `name` of `page_count` pages.
     ///
-    /// The file is created with `O_CREAT | O_EXCL | O_NOFOLLOW` (an existing region is
-    /// [`Error::AlreadyExists`], never reused), given the exact mode, sized, placed, and every
-    /// page is faulted in now, so that a shortage is an error here rather than a `SIGBUS` in
-    /// whoever touches the page later. Placement is then verified page by page. On any failure
-    /// the file is removed again: nothing is left behind.
+    /// The region is built under a hidden staging name in its folder (created with
+    /// `O_CREAT | O_EXCL | O_NOFOLLOW`), given the exact mode, sized, placed, and every page is
+    /// allocated and faulted in, so that a shortage is an error here rather than a `SIGBUS` in
+    /// whoever touches the page later; placement is verified page by page. Only then is it renamed
+    /// to its name with `RENAME_NOREPLACE`, so other processes never see a half-made region, and
+    /// an existing region is [`Error::AlreadyExists`], never replaced. On any failure the staging
+    /// file is removed: nothing is left behind.
+    ///
+    /// Pages are not left locked: locking belongs to each mapping ([`MapOptions::lock`]), and the
+    /// creating mapping is gone when this returns.
     pub fn create(&self, name: &Name, page_count: u64) -> Result<RegionInfo> {
         let label = display_path(name, self.page_size);
         let size = region_size(page_count, self.page_size, &label)?;
@@ -92,20 +99,80 @@ impl RegionOptions {
             return Err(Error::invalid("mode", format!("{:o} has bits beyond 0o7777", self.mode)));
         }
         let parts = plan_parts(&self.placement, page_count)?;
-        let fd = create_file(name, self.page_size, self.mode)?;
-        let mut guard = UnlinkOnDrop { name: *name, page_size: self.page_size, armed: true };
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(self.mode))
+        let dir = mounts::region_dir(self.page_size)?;
+        let final_path = dir.join(name.as_str());
+        // Cheap early refusal, so an existing name costs no page faults; the rename below is what
+        // makes the refusal exact.
+        if std::fs::symlink_metadata(&final_path).is_ok() {
+            return Err(Error::AlreadyExists { target: label });
+        }
+        let staging = Staging::create(&dir, name, self.mode)?;
+        let fd = &staging.fd;
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(self.mode))
             .map_err(Error::os("fchmod", &label))?;
-        rustix::fs::ftruncate(&fd, size).map_err(Error::os("ftruncate", &label))?;
+        rustix::fs::ftruncate(fd, size).map_err(Error::os("ftruncate", &label))?;
         let len = usize::try_from(size).map_err(|_| {
             Error::invalid("page count", format!("{size} bytes do not fit this address space"))
         })?;
         let mapping = MapOptions::new().map_fd(fd.as_fd(), len, self.page_size, &label)?;
-        fault_in(&fd, &mapping, &parts, &label)?;
+        fault_in(fd, &mapping, &parts, &label)?;
         drop(mapping);
         let info = stat_region(fd.as_fd(), *name, self.page_size, &label)?;
-        guard.armed = false;
+        staging.publish(&final_path, &label)?;
         Ok(info)
+    }
+}
+
+/// A region under construction: a hidden file beside where it will live, removed on drop unless
+/// published. Its name starts with a dot, which no region name can, so it never collides with a
+/// region and listings skip it.
+struct Staging {
+    fd: OwnedFd,
+    path: Option<PathBuf>,
+}
+
+/// The prefix of staging files.
+pub(crate) const STAGING_PREFIX: &str = ".shmkit-new-";
+
+impl Staging {
+    fn create(dir: &Path, name: &Name, mode: u32) -> Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{STAGING_PREFIX}{}-{n}-{name}", std::process::id()));
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(mode & 0o777))
+            .map_err(Error::os("open (create)", path.display()))?;
+        Ok(Self { fd, path: Some(path) })
+    }
+
+    /// Renames the staging file to `target` unless something is there already.
+    fn publish(mut self, target: &Path, label: &str) -> Result<()> {
+        let Some(path) = self.path.take() else { return Ok(()) };
+        let result = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::CWD,
+            target,
+            rustix::fs::RenameFlags::NOREPLACE,
+        );
+        if let Err(errno) = result {
+            let _ = rustix::fs::unlink(&path);
+            return Err(if errno == rustix::io::Errno::EXIST {
+                Error::AlreadyExists { target: label.to_owned() }
+            } else {
+                Error::os("renameat2 (RENAME_NOREPLACE)", label)(errno)
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            let _ = rustix::fs::unlink(path);
+        }
     }
 }
 
@@ -160,8 +227,8 @@ fn fault_in(fd: &OwnedFd, mapping: &Mapping, parts: &[Part], label: &str) -> Res
         let offset = part.first_page * page as u64;
         let len = part.pages * page as u64;
         let start = mapping.as_ptr().wrapping_add(offset as usize);
-        // The thread policy steers the allocation done by fallocate; mbind sets the region's own
-        // (shared) policy so that later faults from any process follow it too.
+        // The thread policy steers the allocation done by fallocate; mbind sets the policy of
+        // this mapping (on tmpfs also the file's shared policy) for the faults that follow.
         let thread_policy = part.node.map(numa::bind_thread_to_node).transpose()?;
         if let Some(node) = part.node {
             // SAFETY: `start..start+len` is a part of `mapping`, which we own and which no
@@ -205,45 +272,6 @@ fn region_size(page_count: u64, page_size: PageSize, label: &str) -> Result<u64>
                 format!("{page_count} {page_size} pages for {label} overflow a file size (off_t)"),
             )
         })
-}
-
-/// `O_CREAT | O_EXCL | O_NOFOLLOW` in the right home for the page size.
-fn create_file(name: &Name, page_size: PageSize, mode: u32) -> Result<OwnedFd> {
-    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
-    let label = display_path(name, page_size);
-    let result = match page_size {
-        PageSize::Normal => rustix::shm::open(
-            name.posix_name().as_c_str(),
-            rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
-            Mode::from_raw_mode(mode & 0o777),
-        ),
-        PageSize::Huge | PageSize::Gigantic => {
-            let path = mounts::region_dir(page_size)?.join(name.as_str());
-            rustix::fs::open(&path, flags, Mode::from_raw_mode(mode & 0o777))
-        }
-    };
-    result.map_err(|errno| {
-        if errno == rustix::io::Errno::EXIST {
-            Error::AlreadyExists { target: label.clone() }
-        } else {
-            Error::os("open (create)", &label)(errno)
-        }
-    })
-}
-
-/// Removes a half-made region unless disarmed.
-struct UnlinkOnDrop {
-    name: Name,
-    page_size: PageSize,
-    armed: bool,
-}
-
-impl Drop for UnlinkOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = unlink(&self.name, self.page_size);
-        }
-    }
 }
 
 /// What the OS says of a region: sizes come from `fstat`, never from the region's contents.
@@ -338,44 +366,61 @@ pub fn unlink(name: &Name, page_size: PageSize) -> Result<()> {
     })
 }
 
-/// What the OS says of region `name`. With `page_size` `None`, looks in `/dev/shm`, then the
-/// huge and gigantic mounts, and reports the first found. A file whose size is not a multiple of
+/// What the OS says of region `name`. With `page_size` `None`, looks in `/dev/shm` and in the
+/// huge and gigantic mounts that exist; a name found in two of them is an error asking for the
+/// page size, rather than a guess. A page size whose mount is missing is
+/// [`Error::NoHugetlbfsMount`]. A file whose size is not a multiple of
 /// its page size is [`Error::Corrupted`].
 pub fn info(name: &Name, page_size: Option<PageSize>) -> Result<RegionInfo> {
     let candidates: &[PageSize] = match page_size {
         Some(ref one) => std::slice::from_ref(one),
         None => &PageSize::ALL,
     };
+    let mut found: Option<RegionInfo> = None;
     for &candidate in candidates {
-        let path = path_of(name, candidate);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) => {
-                use std::os::unix::fs::MetadataExt;
-                if !meta.file_type().is_file() {
-                    return Err(Error::Corrupted {
-                        target: path.display().to_string(),
-                        reason: "not a regular file".to_owned(),
-                    });
-                }
-                let size = i64::try_from(meta.size()).unwrap_or(i64::MAX);
-                return region_info_from(
-                    *name,
-                    candidate,
-                    size,
-                    meta.mode(),
-                    meta.uid(),
-                    meta.gid(),
-                );
+        let dir = match mounts::region_dir(candidate) {
+            Ok(dir) => dir,
+            // Asked for this page size: say the mount is missing, with what to do about it.
+            Err(error @ Error::NoHugetlbfsMount { .. }) if page_size.is_some() => {
+                return Err(error);
             }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(Error::NoHugetlbfsMount { .. }) => continue,
+            Err(error) => return Err(error),
+        };
+        let path = dir.join(name.as_str());
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
             Err(error) => return Err(Error::io("stat", path.display())(error)),
+        };
+        if !meta.file_type().is_file() {
+            return Err(Error::Corrupted {
+                target: path.display().to_string(),
+                reason: "not a regular file".to_owned(),
+            });
         }
+        let size = i64::try_from(meta.size()).unwrap_or(i64::MAX);
+        let this = region_info_from(*name, candidate, size, meta.mode(), meta.uid(), meta.gid())?;
+        if let Some(first) = &found {
+            return Err(Error::invalid(
+                "page size",
+                format!(
+                    "region {name} exists with {} and with {} pages ({} and {}): name the page size",
+                    first.page_size,
+                    candidate,
+                    first.path.display(),
+                    this.path.display()
+                ),
+            ));
+        }
+        found = Some(this);
     }
-    let target = match page_size {
-        Some(page_size) => display_path(name, page_size),
-        None => format!("region {name} (looked in every page size)"),
-    };
-    Err(Error::NotFound { target })
+    found.ok_or_else(|| Error::NotFound {
+        target: match page_size {
+            Some(page_size) => display_path(name, page_size),
+            None => format!("region {name} (looked in every page size)"),
+        },
+    })
 }
 
 /// An open region: its file descriptor and what the OS said of it when opened.
@@ -404,26 +449,17 @@ impl Region {
     pub fn open(name: &Name, page_size: Option<PageSize>, access: Access) -> Result<Self> {
         let found = info(name, page_size)?;
         let label = found.path.display().to_string();
-        let fd = match found.page_size {
-            PageSize::Normal => {
-                let flags = match access {
-                    Access::ReadOnly => rustix::shm::OFlags::RDONLY,
-                    Access::ReadWrite => rustix::shm::OFlags::RDWR,
-                };
-                rustix::shm::open(name.posix_name().as_c_str(), flags, Mode::empty())
-            }
-            PageSize::Huge | PageSize::Gigantic => {
-                let flags = match access {
-                    Access::ReadOnly => OFlags::RDONLY,
-                    Access::ReadWrite => OFlags::RDWR,
-                };
-                rustix::fs::open(
-                    &found.path,
-                    flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-            }
-        }
+        // Opened by path for every page size (for normal pages, the file `shm_open` would open)
+        // so that O_NOFOLLOW holds: a symlink swapped in after `info` is refused, not followed.
+        let flags = match access {
+            Access::ReadOnly => OFlags::RDONLY,
+            Access::ReadWrite => OFlags::RDWR,
+        };
+        let fd = rustix::fs::open(
+            &found.path,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
         .map_err(|errno| {
             if errno == rustix::io::Errno::NOENT {
                 Error::NotFound { target: label.clone() }
@@ -479,13 +515,19 @@ impl Region {
     pub fn grow(&mut self, mapping: &mut Mapping, page_count: u64) -> Result<()> {
         let label = self.info.path.display().to_string();
         let size = region_size(page_count, self.info.page_size, &label)?;
-        if size < self.info.size {
+        // The size now, from the OS: a peer may have grown the region since we opened it, and
+        // growing to less than that would shrink it under the peer's mappings.
+        let current =
+            stat_region(self.fd.as_fd(), self.info.name, self.info.page_size, &label)?.size;
+        if size < current {
             return Err(Error::invalid(
                 "page count",
-                format!("{page_count} pages would shrink {label}; regions only grow"),
+                format!(
+                    "{page_count} pages would shrink {label} ({current} bytes); regions only grow"
+                ),
             ));
         }
-        if mapping.len() as u64 != self.info.size || mapping.page_size() != self.info.page_size {
+        if mapping.len() as u64 != current || mapping.label() != label {
             return Err(Error::invalid(
                 "mapping",
                 format!("{} is not a whole mapping of {label}", mapping.label()),
@@ -494,20 +536,7 @@ impl Region {
         let len = usize::try_from(size).map_err(|_| {
             Error::invalid("page count", format!("{size} bytes do not fit this address space"))
         })?;
-        rustix::fs::ftruncate(&self.fd, size).map_err(Error::os("ftruncate", &label))?;
-        let added = size - self.info.size;
-        if added > 0 {
-            rustix::fs::fallocate(
-                &self.fd,
-                rustix::fs::FallocateFlags::empty(),
-                self.info.size,
-                added,
-            )
-            .map_err(|errno| {
-                out_of_memory_or_os(errno, "fallocate", &label, added as usize, self.info.page_size)
-            })?;
-        }
-        mapping.remap(len)?;
+        crate::map::grow_fd(self.fd.as_fd(), mapping, current, len)?;
         self.info = stat_region(self.fd.as_fd(), self.info.name, self.info.page_size, &label)?;
         Ok(())
     }

@@ -439,9 +439,6 @@ impl SysvSegment {
         }
         let mapping = reservation.into_mapping(size, self.page_size, access, Kind::SysV, &label);
         options.apply(&mapping)?;
-        if options.get_populate() {
-            populate(&mapping)?;
-        }
         Ok(mapping)
     }
 
@@ -517,33 +514,12 @@ fn not_found_or_os(errno: rustix::io::Errno, op: &'static str, id: i32) -> Error
     }
 }
 
-/// `shmdt` of an attachment made by this crate; a failure would mean `address` was not an
-/// attachment, which the mapping's bookkeeping rules out, so it is ignored (it runs in `drop`).
-pub(crate) fn detach(address: *mut u8) {
+/// `shmdt` of an attachment that landed away from its reservation; a failure would mean
+/// `address` was not an attachment, which `shmat` just returned, so it is ignored.
+fn detach(address: *mut u8) {
     // SAFETY: `address` is the start of a SysV attachment owned by a `Mapping` being dropped; no
     // reference into it outlives the mapping.
     let _ = unsafe { libc::shmdt(address.cast()) };
-}
-
-/// `MADV_POPULATE_READ`/`WRITE`: what `MAP_POPULATE` does for `mmap`, which `shmat` lacks; a
-/// shortage of pages is an error here rather than a `SIGBUS` on first touch.
-fn populate(mapping: &Mapping) -> Result<()> {
-    let advice = match mapping.access() {
-        Access::ReadOnly => rustix::mm::Advice::LinuxPopulateRead,
-        Access::ReadWrite => rustix::mm::Advice::LinuxPopulateWrite,
-    };
-    // SAFETY: the range is exactly the mapping; populating changes no contents.
-    unsafe { rustix::mm::madvise(mapping.as_ptr().cast(), mapping.len(), advice) }.map_err(
-        |errno| {
-            out_of_memory_or_os(
-                errno,
-                "madvise(MADV_POPULATE)",
-                mapping.label(),
-                mapping.len(),
-                mapping.page_size(),
-            )
-        },
-    )
 }
 
 /// `SHM_HUGETLB` with the page size in the `SHM_HUGE_*` bits, or nothing for normal pages.

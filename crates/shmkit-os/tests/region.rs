@@ -1,75 +1,39 @@
 //! Named regions against the real kernel: /dev/shm, hugetlbfs mounts, NUMA placement, a second
 //! real process, and Python's `multiprocessing.shared_memory` as a program no one here wrote.
 
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+mod common;
 
+use std::process::Command;
+use std::sync::atomic::Ordering;
+
+use common::{
+    ChildProcess, RegionGuard, child_env, child_role, hugetlbfs_ready, tell_parent, unique_name,
+    vma_at,
+};
 use shmkit_name::{Name, PageSize};
+use shmkit_os::numa::{CpuList, Topology};
 use shmkit_os::{Access, Error, MapOptions, Placement, Region, RegionOptions, info, unlink};
 
-/// A name unique to this process and call, removed (in every page size) when dropped.
+/// A unique region name, removed in every page size when dropped.
 struct TestRegion {
     name: Name,
+    _guard: RegionGuard,
 }
 
 impl TestRegion {
     fn new(tag: &str) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name =
-            Name::new(&format!("t-{tag}-{}-{n}", std::process::id())).expect("valid test name");
-        Self { name }
+        let name = unique_name(&format!("t-{tag}"));
+        Self { name, _guard: RegionGuard(name) }
     }
-}
-
-impl Drop for TestRegion {
-    fn drop(&mut self) {
-        for page_size in PageSize::ALL {
-            let _ = unlink(&self.name, page_size);
-        }
-    }
-}
-
-/// Whether huge-page tests can run; with `SHMKIT_REQUIRE_HUGEPAGES=1` a missing mount fails.
-fn huge_pages_ready(page_size: PageSize) -> bool {
-    match shmkit_os::mounts::region_dir(page_size) {
-        Ok(_) => true,
-        Err(error) => {
-            assert!(
-                std::env::var("SHMKIT_REQUIRE_HUGEPAGES").as_deref() != Ok("1"),
-                "SHMKIT_REQUIRE_HUGEPAGES=1 but {page_size} pages are not set up: {error}"
-            );
-            eprintln!("skipped: {error}");
-            false
-        }
-    }
-}
-
-/// Runs this test binary again as a child that performs `role` on region `name`.
-fn run_child(role: &str, name: &Name, page_size: PageSize) -> std::process::Output {
-    let output = Command::new(std::env::current_exe().expect("test binary path"))
-        .args(["--exact", "child_process_entry", "--nocapture", "--test-threads=1"])
-        .env("SHMKIT_TEST_CHILD", role)
-        .env("SHMKIT_TEST_NAME", name.as_str())
-        .env("SHMKIT_TEST_PAGE_SIZE", page_size.name())
-        .output()
-        .expect("spawn child");
-    assert!(
-        output.status.success(),
-        "child {role} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 /// The child's side of the multi-process tests; a plain run (no role in the environment) is the
 /// parent and does nothing here.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var("SHMKIT_TEST_CHILD") else { return };
-    let name = Name::new(&std::env::var("SHMKIT_TEST_NAME").expect("name")).expect("valid name");
-    let page_size: PageSize =
-        std::env::var("SHMKIT_TEST_PAGE_SIZE").expect("page size").parse().expect("page size");
+    let Some(role) = child_role() else { return };
+    let name = Name::new(&child_env("SHMKIT_TEST_NAME")).expect("valid name");
+    let page_size: PageSize = child_env("SHMKIT_TEST_PAGE_SIZE").parse().expect("page size");
     let region = Region::open(&name, Some(page_size), Access::ReadWrite).expect("child open");
     let mapping = region.map(&MapOptions::new()).expect("child map");
     match role.as_str() {
@@ -79,9 +43,20 @@ fn child_process_entry() {
             assert_eq!(word, 0x5348_4D4B_4954_0001, "child sees the parent's write");
             let last = mapping.len() - 8;
             mapping.atomic_u64(last).expect("word").store(word + 1, Ordering::Release);
+            tell_parent("answered");
         }
         other => panic!("unknown child role {other}"),
     }
+}
+
+fn run_child(role: &str, name: &Name, page_size: PageSize) {
+    let env = [
+        ("SHMKIT_TEST_NAME", name.as_str().to_owned()),
+        ("SHMKIT_TEST_PAGE_SIZE", page_size.name().to_owned()),
+    ];
+    let mut child = ChildProcess::spawn("child_process_entry", role, &env);
+    child.expect("answered");
+    child.finish();
 }
 
 fn two_process_round_trip(page_size: PageSize, page_count: u64, tag: &str) {
@@ -112,34 +87,16 @@ fn posix_region_is_shared_with_a_second_process() {
 
 #[test]
 fn huge_region_is_shared_with_a_second_process() {
-    if huge_pages_ready(PageSize::Huge) {
+    if hugetlbfs_ready(PageSize::Huge) {
         two_process_round_trip(PageSize::Huge, 2, "huge2p");
     }
 }
 
 #[test]
 fn gigantic_region_is_shared_with_a_second_process() {
-    if huge_pages_ready(PageSize::Gigantic) {
+    if hugetlbfs_ready(PageSize::Gigantic) {
         two_process_round_trip(PageSize::Gigantic, 1, "giga2p");
     }
-}
-
-/// `KernelPageSize` of the smaps entry that contains `address`.
-fn kernel_page_size_kib(address: usize) -> Option<u64> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let mut inside = false;
-    for line in smaps.lines() {
-        if let Some((range, _)) = line.split_once(' ')
-            && let Some((start, end)) = range.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16))
-        {
-            inside = (start..end).contains(&address);
-        } else if inside && let Some(rest) = line.strip_prefix("KernelPageSize:") {
-            return rest.trim().trim_end_matches("kB").trim().parse().ok();
-        }
-    }
-    None
 }
 
 #[test]
@@ -147,7 +104,7 @@ fn smaps_shows_the_page_size_of_each_kind() {
     for (page_size, kib) in
         [(PageSize::Normal, 4), (PageSize::Huge, 2048), (PageSize::Gigantic, 1024 * 1024)]
     {
-        if page_size != PageSize::Normal && !huge_pages_ready(page_size) {
+        if page_size != PageSize::Normal && !hugetlbfs_ready(page_size) {
             continue;
         }
         let region = TestRegion::new("smaps");
@@ -155,7 +112,8 @@ fn smaps_shows_the_page_size_of_each_kind() {
         let mapping = Region::open(&region.name, Some(page_size), Access::ReadOnly)
             .and_then(|r| r.map(&MapOptions::new().access(Access::ReadOnly)))
             .expect("map");
-        assert_eq!(kernel_page_size_kib(mapping.as_ptr() as usize), Some(kib), "{page_size}");
+        let vma = vma_at(mapping.as_ptr() as usize).expect("the mapping is in smaps");
+        assert_eq!(vma.kib("KernelPageSize"), Some(kib), "{page_size}");
     }
 }
 
@@ -184,24 +142,72 @@ fn the_mode_is_exact_whatever_the_umask() {
     assert_eq!(RegionOptions::new().create(&default.name, 1).expect("create").mode, 0o600);
 }
 
+/// The node list of this machine as error messages print it.
+fn nodes_text() -> String {
+    shmkit_os::numa::format_ids(
+        Topology::read().expect("topology").nodes().iter().map(|node| node.id),
+    )
+}
+
 #[test]
 fn bad_input_is_an_error_and_leaves_nothing() {
     let region = TestRegion::new("bad");
     let zero = RegionOptions::new().create(&region.name, 0).expect_err("zero pages");
     assert!(zero.to_string().contains("0 pages"), "{zero}");
-    let overflow =
-        RegionOptions::new().page_size(PageSize::Gigantic).create(&region.name, u64::MAX / 2);
-    assert!(matches!(overflow, Err(Error::InvalidInput { .. } | Error::NoHugetlbfsMount { .. })));
+    let overflow = RegionOptions::new().create(&region.name, u64::MAX / 2).expect_err("overflow");
+    assert!(matches!(overflow, Error::InvalidInput { what: "page count", .. }), "{overflow}");
     let mode = RegionOptions::new().mode(0o17777).create(&region.name, 1).expect_err("mode");
     assert!(mode.to_string().contains("17777"), "{mode}");
     let node = RegionOptions::new()
         .placement(Placement::Node(999))
         .create(&region.name, 1)
         .expect_err("node");
-    assert_eq!(node.to_string(), "NUMA node 999 does not exist: this machine has node(s) 0");
-    let too_big = RegionOptions::new().create(&region.name, 1 << 40).expect_err("more than memory");
-    assert!(matches!(too_big, Error::OutOfMemory { .. } | Error::Os { .. }), "{too_big}");
+    assert_eq!(
+        node.to_string(),
+        format!("NUMA node 999 does not exist: this machine has node(s) {}", nodes_text())
+    );
     assert!(matches!(info(&region.name, None), Err(Error::NotFound { .. })), "nothing left behind");
+}
+
+#[test]
+fn a_shortage_of_pages_is_an_error_now_and_leaves_nothing() {
+    // 4 TiB of tmpfs: the size fits a file but not this machine, so allocation fails.
+    let region = TestRegion::new("short");
+    let error = RegionOptions::new().create(&region.name, 1 << 30).expect_err("more than memory");
+    assert!(matches!(error, Error::OutOfMemory { .. } | Error::Os { .. }), "{error}");
+    assert!(matches!(info(&region.name, None), Err(Error::NotFound { .. })), "nothing left behind");
+    assert_no_staging_files(shmkit_os::mounts::POSIX_SHM_DIR);
+    // More huge pages than the pool holds: OutOfMemory naming setup-hugepages, mount left empty.
+    if hugetlbfs_ready(PageSize::Huge) {
+        // More than the whole pool, not just its free part, so no other test's release can make
+        // this fit.
+        let pool: u64 =
+            std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages")
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .expect("the pool size");
+        let huge = RegionOptions::new()
+            .page_size(PageSize::Huge)
+            .create(&region.name, pool + 1)
+            .expect_err("short");
+        assert!(matches!(huge, Error::OutOfMemory { .. }), "{huge}");
+        assert!(huge.to_string().contains("cargo xtask setup-hugepages"), "{huge}");
+        assert!(matches!(info(&region.name, Some(PageSize::Huge)), Err(Error::NotFound { .. })));
+        let dir = shmkit_os::mounts::region_dir(PageSize::Huge).expect("mount");
+        assert_no_staging_files(&dir.display().to_string());
+    }
+}
+
+/// No staging file of this process is left in `dir`.
+fn assert_no_staging_files(dir: &str) {
+    let ours = format!(".shmkit-new-{}-", std::process::id());
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .expect("read the region folder")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&ours))
+        .collect();
+    assert!(left.is_empty(), "staging files left in {dir}: {left:?}");
 }
 
 #[test]
@@ -210,7 +216,10 @@ fn numa_placement_on_node_zero_is_verified() {
     let created =
         RegionOptions::new().placement(Placement::Node(0)).create(&region.name, 8).expect("create");
     assert_eq!(created.page_count, 8);
-    let cpus: shmkit_os::numa::CpuList = "0-1".parse().expect("cpu list");
+    // One part per online CPU: on a one-node machine every part lands on node 0.
+    let topology = Topology::read().expect("topology");
+    let cpus: CpuList =
+        topology.cpus().iter().filter(|cpu| topology.node_of_cpu(*cpu).ok() == Some(0)).collect();
     let multi = TestRegion::new("numa-multi");
     let created = RegionOptions::new()
         .placement(Placement::Cpus(cpus))
@@ -222,7 +231,7 @@ fn numa_placement_on_node_zero_is_verified() {
         .expect("map");
     shmkit_os::numa::verify_placement("numa-multi", mapping.as_ptr(), mapping.len(), 4096, 0)
         .expect("all on node 0");
-    let unknown_cpu: shmkit_os::numa::CpuList = "0,4096".parse().expect("cpu list");
+    let unknown_cpu: CpuList = "0,4096".parse().expect("cpu list");
     let error = RegionOptions::new()
         .placement(Placement::Cpus(unknown_cpu))
         .create(&multi.name, 1)
