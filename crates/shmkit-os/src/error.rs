@@ -137,6 +137,20 @@ impl Error {
         move |errno| Self::Os { op, target: target.to_string(), source: errno.into() }
     }
 
+    /// As [`Error::os`], but `ENOENT` is [`Error::NotFound`]: for opening what should exist.
+    pub(crate) fn os_or_not_found(
+        op: &'static str,
+        target: impl Display,
+    ) -> impl FnOnce(rustix::io::Errno) -> Self {
+        move |errno| {
+            if errno == rustix::io::Errno::NOENT {
+                Self::NotFound { target: target.to_string() }
+            } else {
+                Self::os(op, target)(errno)
+            }
+        }
+    }
+
     /// [`Error::Os`] from an `io::Error` (std file operations).
     pub(crate) fn io(op: &'static str, target: impl Display) -> impl FnOnce(io::Error) -> Self {
         move |source| Self::Os { op, target: target.to_string(), source }

@@ -102,13 +102,7 @@ impl FileRegion {
             Access::ReadWrite => OFlags::RDWR,
         };
         let fd = rustix::fs::open(path, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|errno| {
-                if errno == rustix::io::Errno::NOENT {
-                    Error::NotFound { target: label.clone() }
-                } else {
-                    Error::os("open", &label)(errno)
-                }
-            })?;
+            .map_err(Error::os_or_not_found("open", &label))?;
         let stat = rustix::fs::fstat(&fd).map_err(Error::os("fstat", &label))?;
         if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
             return Err(Error::Corrupted {
@@ -149,18 +143,7 @@ impl FileRegion {
     /// [`Error::Corrupted`] if it is not a non-zero multiple of the page size; [`Error::Os`] if
     /// `fstat` fails.
     pub fn size(&self) -> Result<usize> {
-        let size = rustix::fs::fstat(&self.fd).map_err(Error::os("fstat", &self.label))?.st_size;
-        usize::try_from(size)
-            .ok()
-            .filter(|&size| size != 0 && size.is_multiple_of(self.page_size.bytes()))
-            .ok_or_else(|| Error::Corrupted {
-                target: self.label.clone(),
-                reason: format!(
-                    "its size {size} is not a non-zero multiple of the {} page size ({})",
-                    self.page_size,
-                    self.page_size.bytes()
-                ),
-            })
+        crate::map::fd_size(self.fd.as_fd(), self.page_size, &self.label)
     }
 
     /// Maps the whole file (`MAP_SHARED`) at a random address between guard pages. The options'

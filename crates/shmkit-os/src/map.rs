@@ -220,6 +220,22 @@ impl MapOptions {
     }
 }
 
+/// The size of the file behind `fd` from `fstat`, which must be a non-zero multiple of
+/// `page_size` (else [`Error::Corrupted`]: a region's size is whole pages by construction).
+pub(crate) fn fd_size(fd: BorrowedFd<'_>, page_size: PageSize, label: &str) -> Result<usize> {
+    let size = rustix::fs::fstat(fd).map_err(Error::os("fstat", label))?.st_size;
+    usize::try_from(size)
+        .ok()
+        .filter(|&size| size != 0 && size.is_multiple_of(page_size.bytes()))
+        .ok_or_else(|| Error::Corrupted {
+            target: label.to_owned(),
+            reason: format!(
+                "its size {size} is not a non-zero multiple of the {page_size} page size ({})",
+                page_size.bytes()
+            ),
+        })
+}
+
 /// A `len` that can be mapped with pages of `page_size`.
 pub(crate) fn check_len(len: usize, page_size: PageSize, label: &str) -> Result<()> {
     if len == 0 || !len.is_multiple_of(page_size.bytes()) {

@@ -237,18 +237,7 @@ impl Memfd {
     /// [`Error::Corrupted`] if the size is not a non-zero multiple of the page size;
     /// [`Error::Os`] if `fstat` fails.
     pub fn size(&self) -> Result<usize> {
-        let size = rustix::fs::fstat(&self.fd).map_err(Error::os("fstat", &self.label))?.st_size;
-        usize::try_from(size)
-            .ok()
-            .filter(|&size| size != 0 && size.is_multiple_of(self.page_size.bytes()))
-            .ok_or_else(|| Error::Corrupted {
-                target: self.label.clone(),
-                reason: format!(
-                    "its size {size} is not a non-zero multiple of the {} page size ({})",
-                    self.page_size,
-                    self.page_size.bytes()
-                ),
-            })
+        crate::map::fd_size(self.fd.as_fd(), self.page_size, &self.label)
     }
 
     /// `fcntl(fd, F_ADD_SEALS, seals)`—Adds seals; seals are never removed.

@@ -460,13 +460,7 @@ impl Region {
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|errno| {
-            if errno == rustix::io::Errno::NOENT {
-                Error::NotFound { target: label.clone() }
-            } else {
-                Error::os("open", &label)(errno)
-            }
-        })?;
+        .map_err(Error::os_or_not_found("open", &label))?;
         // The size that counts is the one of the file we hold, not of the name we looked up.
         let info = stat_region(fd.as_fd(), *name, found.page_size, &label)?;
         Ok(Self { fd, info, access })
