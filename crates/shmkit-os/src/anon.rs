@@ -93,7 +93,7 @@ impl AnonHugePages {
             Error::invalid("page count", format!("{label} overflow the address space"))
         })?;
         check_len(len, page_size, &label)?;
-        let reservation = Reservation::random(len, page_size, &label)?;
+        let reservation = Reservation::random(len, page_size, true, &label)?;
         let flags = MapFlags::PRIVATE | MapFlags::FIXED | hugetlb_flags(page_size);
         let start = reservation.region_start();
         // SAFETY: the target range lies inside our own reservation (after its leading guard,

@@ -2,7 +2,7 @@
 //! written back with `msync`.
 //!
 //! Mapping goes through [`MapOptions::map_fd`], not memmap2: a region shared with other processes
-//! must sit at a random address between guard pages, be unmapped by the crate's one RAII type
+//! must sit at a random address, be unmapped by the crate's one RAII type
 //! ([`Mapping`], which the join registry and segments build on) and never be seen as `&[u8]`,
 //! which memmap2's `Mmap` derefs to and which is unsound while another process may write the
 //! file. memmap2 fits only private, read-once views, which this module does not need.
@@ -146,7 +146,7 @@ impl FileRegion {
         crate::map::fd_size(self.fd.as_fd(), self.page_size, &self.label)
     }
 
-    /// Maps the whole file (`MAP_SHARED`) at a random address between guard pages. The options'
+    /// Maps the whole file (`MAP_SHARED`) at a random address. The options'
     /// access may not exceed the access the file was opened with.
     ///
     /// # Errors

@@ -3,7 +3,7 @@
 //! - [`RegionOptions::create`], [`Region::open`], [`info`], [`unlink`]: named regions, on normal
 //!   pages in `/dev/shm` (POSIX shm, interoperable with any `shm_open("/NAME")` user) or on huge
 //!   and gigantic pages in hugetlbfs (`BASE/.huge/NAME`, `BASE/.gigantic/NAME`).
-//! - [`MapOptions`] and [`Mapping`]: maps at a page-aligned random address between guard pages,
+//! - [`MapOptions`] and [`Mapping`]: maps at a page-aligned random address (guard pages on request),
 //!   with `mlock`, `MADV_DONTDUMP`, `MADV_HUGEPAGE`, populate, `mprotect`, `msync`, grow; unmapped
 //!   on drop.
 //! - [`SysvSegment`] (`shmget`/`shmat`, visible to `ipcs -m`), [`Memfd`] (sealable, for passing

@@ -270,7 +270,7 @@ impl Memfd {
         Ok(Seals(flags.bits()))
     }
 
-    /// Maps the whole file (size from `fstat`) at a random address between guard pages.
+    /// Maps the whole file (size from `fstat`) at a random address.
     ///
     /// # Errors
     ///

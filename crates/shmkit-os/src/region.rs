@@ -295,13 +295,21 @@ pub struct RegionInfo {
     pub gid: u32,
 }
 
+/// `fstat` of an open region: a regular file whose size is whole pages. `label` names it in
+/// errors (formatted only then).
 fn stat_region(
     fd: BorrowedFd<'_>,
     name: Name,
     page_size: PageSize,
-    label: &str,
+    label: &dyn std::fmt::Display,
 ) -> Result<RegionInfo> {
     let stat = rustix::fs::fstat(fd).map_err(Error::os("fstat", label))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Error::Corrupted {
+            target: label.to_string(),
+            reason: "not a regular file".to_owned(),
+        });
+    }
     region_info_from(name, page_size, stat.st_size, stat.st_mode, stat.st_uid, stat.st_gid)
 }
 
@@ -313,15 +321,14 @@ fn region_info_from(
     uid: u32,
     gid: u32,
 ) -> Result<RegionInfo> {
-    let label = display_path(&name, page_size);
     let size = u64::try_from(size).map_err(|_| Error::Corrupted {
-        target: label.clone(),
+        target: display_path(&name, page_size),
         reason: format!("negative size {size}"),
     })?;
     let page = page_size.bytes() as u64;
     if !size.is_multiple_of(page) {
         return Err(Error::Corrupted {
-            target: label,
+            target: display_path(&name, page_size),
             reason: format!("its size {size} is not a multiple of its page size {page}"),
         });
     }
@@ -445,25 +452,59 @@ pub struct Region {
 }
 
 impl Region {
-    /// Opens region `name` (page size given, or found as [`info`] finds it) for `access`.
+    /// Opens region `name` for `access`, with the page size given or, with `None`, the first
+    /// found in the order normal (`/dev/shm`), huge, gigantic.
+    ///
+    /// Unlike [`info`], which looks everywhere and reports a name that exists with two page sizes,
+    /// `open` stops at the first it finds: it is the first half of a join, whose cost should be
+    /// one `open` and one `fstat`. A file in a hugetlbfs folder counts only if that folder really
+    /// is a hugetlbfs mount of that page size (`fstatfs` of the open file).
     pub fn open(name: &Name, page_size: Option<PageSize>, access: Access) -> Result<Self> {
-        let found = info(name, page_size)?;
-        let label = found.path.display().to_string();
-        // Opened by path for every page size (for normal pages, the file `shm_open` would open)
-        // so that O_NOFOLLOW holds: a symlink swapped in after `info` is refused, not followed.
+        let candidates: &[PageSize] = match page_size {
+            Some(ref one) => std::slice::from_ref(one),
+            None => &PageSize::ALL,
+        };
         let flags = match access {
             Access::ReadOnly => OFlags::RDONLY,
             Access::ReadWrite => OFlags::RDWR,
         };
-        let fd = rustix::fs::open(
-            &found.path,
-            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(Error::os_or_not_found("open", &label))?;
-        // The size that counts is the one of the file we hold, not of the name we looked up.
-        let info = stat_region(fd.as_fd(), *name, found.page_size, &label)?;
-        Ok(Self { fd, info, access })
+        for &candidate in candidates {
+            let path = path_of(name, candidate);
+            // By path for every page size (for normal pages, the file `shm_open` would open), so
+            // that O_NOFOLLOW holds: a symlink planted under the name is refused, not followed.
+            let fd = match rustix::fs::open(
+                &path,
+                flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Ok(fd) => fd,
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => {
+                    if page_size.is_some() {
+                        // Say which is missing: the mount (with what to do), or the region.
+                        mounts::region_dir(candidate)?;
+                        return Err(Error::NotFound { target: path.display().to_string() });
+                    }
+                    continue;
+                }
+                Err(errno) => return Err(Error::os("open", path.display())(errno)),
+            };
+            if candidate != PageSize::Normal {
+                let label = path.display().to_string();
+                let statfs = rustix::fs::fstatfs(&fd).map_err(Error::os("fstatfs", &label))?;
+                if mounts::page_size_of_statfs(&statfs, &label)? != candidate {
+                    if page_size.is_some() {
+                        return Err(mounts::region_dir(candidate).err().unwrap_or(
+                            Error::NoHugetlbfsMount { page_size: candidate, path: label },
+                        ));
+                    }
+                    continue;
+                }
+            }
+            // The size that counts is the one of the file we hold, not of the name we looked up.
+            let info = stat_region(fd.as_fd(), *name, candidate, &path.display())?;
+            return Ok(Self { fd, info, access });
+        }
+        Err(Error::NotFound { target: format!("region {name} (looked in every page size)") })
     }
 
     /// What the OS said of the region when it was opened.
@@ -494,7 +535,9 @@ impl Region {
                 format!("{} bytes do not fit this address space", self.info.size),
             )
         })?;
-        options.map_fd(
+        // The size was checked by `fstat` when the region was opened (or grown); as with any
+        // mapping, a writer that shrinks the file later makes accesses past its end fault.
+        options.map_fd_unchecked(
             self.fd.as_fd(),
             len,
             self.info.page_size,

@@ -410,7 +410,7 @@ impl SysvSegment {
     pub fn attach(&self, options: &MapOptions) -> Result<Mapping> {
         let label = self.label();
         let size = self.checked_size(&self.stat()?)?;
-        let reservation = Reservation::random(size, self.page_size, &label)?;
+        let reservation = Reservation::random(size, self.page_size, true, &label)?;
         let access = options.get_access();
         // SHM_REMAP lets the attachment replace the middle of our reservation, as MAP_FIXED does.
         let mut flags = libc::SHM_REMAP;

@@ -344,3 +344,64 @@ fn python_reads_a_shmkit_region_and_shmkit_reads_a_python_one() {
     mapping.read_at(0, &mut text).expect("read");
     assert_eq!(&text, b"from python");
 }
+
+#[test]
+fn guard_pages_are_asked_for_and_survive_a_grow() {
+    let region = TestRegion::new("guards");
+    RegionOptions::new().create(&region.name, 2).expect("create");
+    let mut opened = Region::open(&region.name, None, Access::ReadWrite).expect("open");
+    let page = 4096;
+    let plain = opened.map(&MapOptions::new()).expect("map");
+    let start = plain.as_ptr() as usize;
+    for outside in [start - page, start + plain.len()] {
+        assert!(
+            vma_at(outside).is_none_or(|vma| vma.perms != "---p"),
+            "no guard at {outside:#x} by default"
+        );
+    }
+    drop(plain);
+    let mut guarded = opened.map(&MapOptions::new().guard_pages(true)).expect("map");
+    let check = |mapping: &shmkit_os::Mapping| {
+        let start = mapping.as_ptr() as usize;
+        for guard in [start - page, start + mapping.len()] {
+            assert_eq!(
+                vma_at(guard).map(|vma| vma.perms),
+                Some("---p".to_owned()),
+                "a guard page at {guard:#x}"
+            );
+        }
+    };
+    check(&guarded);
+    opened.grow(&mut guarded, 4).expect("grow");
+    check(&guarded);
+    guarded.write_at(4 * page - 1, b"x").expect("the grown mapping is whole");
+}
+
+#[test]
+fn open_takes_the_first_page_size_found_and_refuses_what_is_not_a_region() {
+    let region = TestRegion::new("order");
+    RegionOptions::new().create(&region.name, 1).expect("create");
+    if hugetlbfs_ready(PageSize::Huge) {
+        RegionOptions::new().page_size(PageSize::Huge).create(&region.name, 1).expect("create");
+        let opened = Region::open(&region.name, None, Access::ReadOnly).expect("open");
+        assert_eq!(opened.info().page_size, PageSize::Normal, "/dev/shm comes first");
+        assert!(info(&region.name, None).is_err(), "info reports the name in two page sizes");
+        let huge = Region::open(&region.name, Some(PageSize::Huge), Access::ReadOnly);
+        assert_eq!(huge.expect("open huge").info().page_size, PageSize::Huge);
+        unlink(&region.name, PageSize::Normal).expect("unlink");
+        let opened = Region::open(&region.name, None, Access::ReadOnly).expect("open");
+        assert_eq!(opened.info().page_size, PageSize::Huge, "found on hugetlbfs next");
+    }
+    let folder = TestRegion::new("folder");
+    let path = shmkit_os::path_of(&folder.name, PageSize::Normal);
+    std::fs::create_dir(&path).expect("mkdir");
+    let error = Region::open(&folder.name, None, Access::ReadOnly).expect_err("a folder");
+    std::fs::remove_dir(&path).expect("rmdir");
+    assert!(matches!(error, Error::Corrupted { .. }), "{error}");
+    let missing = TestRegion::new("missing");
+    let error = Region::open(&missing.name, None, Access::ReadOnly).expect_err("missing");
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+    let error =
+        Region::open(&missing.name, Some(PageSize::Normal), Access::ReadOnly).expect_err("missing");
+    assert!(matches!(error, Error::NotFound { .. }), "{error}");
+}

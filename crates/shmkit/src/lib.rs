@@ -8,6 +8,7 @@
 //! | `name` | [`shmkit-name`](shmkit_name) | validated names, 40-byte keys, page sizes |
 //! | `slotmap` | [`shmkit-slotmap`](shmkit_slotmap) | fixed-capacity pointer-free map |
 //! | `os` | [`shmkit-os`](shmkit_os) | regions (POSIX, hugetlbfs, `SysV`, memfd, files), mappings, NUMA |
+//! | `join` | [`shmkit-join`](shmkit_join) | the per-process join registry: refcounted joins, hooks, queries |
 //!
 //! ```
 //! # #[cfg(feature = "name")] {
@@ -31,7 +32,10 @@ pub use shmkit_slotmap as slotmap;
 #[cfg(feature = "os")]
 pub use shmkit_os as os;
 
+#[cfg(feature = "join")]
+pub use shmkit_join as join;
+
 /// The README's examples, compiled and run as doc tests so that they stay true.
-#[cfg(all(doctest, feature = "name", feature = "slotmap", feature = "os"))]
+#[cfg(all(doctest, feature = "name", feature = "slotmap", feature = "os", feature = "join"))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

@@ -1,0 +1,238 @@
+//! Test helpers shared by the crates' integration tests (a dev-dependency only, never published):
+//! unique region names, cleanup guards, and child processes (the test binary re-executed in a
+//! role) that talk to their parent over stdin/stdout.
+
+#![allow(
+    clippy::missing_panics_doc,
+    reason = "test helpers panic to fail the test that called them; that is their contract"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::Duration;
+
+use shmkit_name::{Name, PageSize};
+
+/// The environment variable that makes a re-executed test binary play a child's role.
+pub const ROLE_ENV: &str = "SHMKIT_TEST_ROLE";
+/// How long a parent waits for a line from its child before failing the test.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `PREFIX-PID-N`, unique per process and call, valid as a region [`Name`].
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A unique region name.
+pub fn unique_name(prefix: &str) -> Name {
+    Name::new(&unique(prefix)).expect("test names are valid")
+}
+
+/// A unique path in the temporary folder, removed on drop.
+#[derive(Debug)]
+pub struct TempPath(pub PathBuf);
+
+impl TempPath {
+    /// A path named after `prefix` that no other test uses.
+    pub fn new(prefix: &str) -> Self {
+        Self(std::env::temp_dir().join(unique(&format!("shmkit-{prefix}"))))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Removes a System V segment on drop (if still there).
+#[derive(Debug)]
+pub struct SysvGuard(pub i32);
+
+impl Drop for SysvGuard {
+    fn drop(&mut self) {
+        let _ = shmkit_os::sysv::remove_id(self.0);
+    }
+}
+
+/// Unlinks a named region in every page size on drop.
+#[derive(Debug)]
+pub struct RegionGuard(pub Name);
+
+impl Drop for RegionGuard {
+    fn drop(&mut self) {
+        for page_size in PageSize::ALL {
+            let _ = shmkit_os::unlink(&self.0, page_size);
+        }
+    }
+}
+
+/// The role this process plays, when it is a child started by [`ChildProcess::spawn`].
+pub fn child_role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+/// An environment variable the parent set for the child.
+pub fn child_env(key: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| panic!("the parent sets {key}"))
+}
+
+/// A child's message to its parent: one line on stdout, with a marker the harness's own output
+/// never has.
+pub fn tell_parent(message: &str) {
+    println!("@@ {message}");
+}
+
+/// Blocks the child until the parent sends a line (or closes stdin).
+pub fn wait_for_parent() -> String {
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    line.trim().to_owned()
+}
+
+/// This test binary running one test (`test_name`) in a child role, with piped stdin/stdout to
+/// talk to it; killed on drop if still running.
+#[derive(Debug)]
+pub struct ChildProcess {
+    child: std::process::Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    role: String,
+}
+
+impl ChildProcess {
+    /// Starts `test_name` of this binary in `role`, with `env` set.
+    pub fn spawn(test_name: &str, role: &str, env: &[(&str, String)]) -> Self {
+        Self::spawn_with(test_name, role, env, |_| {})
+    }
+
+    /// As [`ChildProcess::spawn`], letting `adjust` change the command first.
+    pub fn spawn_with(
+        test_name: &str,
+        role: &str,
+        env: &[(&str, String)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Self {
+        let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+        command
+            .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+            .env(ROLE_ENV, role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        adjust(&mut command);
+        let mut child = command.spawn().expect("spawn the child");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The harness writes `test NAME ... ` without a newline before the test runs.
+                if let Some((_, message)) = line.split_once("@@ ")
+                    && sender.send(message.to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Self { child, stdin, lines, role: role.to_owned() }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next message of the child, which must start with `prefix`; returns the rest.
+    pub fn expect(&mut self, prefix: &str) -> String {
+        match self.lines.recv_timeout(CHILD_TIMEOUT) {
+            Ok(message) => match message.strip_prefix(prefix) {
+                Some(rest) => rest.trim().to_owned(),
+                None => panic!("child {} said {message:?}, expected {prefix:?}", self.role),
+            },
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("child {} said nothing for {CHILD_TIMEOUT:?}", self.role)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!(
+                    "child {} exited before saying {prefix:?}: {:?}",
+                    self.role,
+                    self.child.wait()
+                )
+            }
+        }
+    }
+
+    /// Sends a line to the child.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to the child");
+        stdin.flush().expect("flush to the child");
+    }
+
+    /// Waits for the child to exit and checks that its test passed.
+    pub fn finish(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait().expect("wait for the child");
+        assert!(status.success(), "child {} failed: {status}", self.role);
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Free pages in the kernel's pool of `page_size` (0 for normal pages, which have no pool).
+pub fn free_huge_pages(page_size: PageSize) -> u64 {
+    let kib = page_size.bytes() / 1024;
+    std::fs::read_to_string(format!("/sys/kernel/mm/hugepages/hugepages-{kib}kB/free_hugepages"))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether `pages` free pages of `page_size` are in the pool. If not: a failure with
+/// `SHMKIT_REQUIRE_HUGEPAGES=1`, else a printed reason to skip.
+pub fn huge_pages_ready(page_size: PageSize, pages: u64) -> bool {
+    let free = free_huge_pages(page_size);
+    if free >= pages {
+        return true;
+    }
+    let reason = format!(
+        "{pages} free {page_size} pages needed, {free} in the pool: run `cargo xtask setup-hugepages`"
+    );
+    assert!(
+        std::env::var("SHMKIT_REQUIRE_HUGEPAGES").as_deref() != Ok("1"),
+        "SHMKIT_REQUIRE_HUGEPAGES=1 but {reason}"
+    );
+    eprintln!("skipped: {reason}");
+    false
+}
+
+/// Whether shmkit's hugetlbfs mount for `page_size` is there; as [`huge_pages_ready`] if not.
+pub fn hugetlbfs_ready(page_size: PageSize) -> bool {
+    match shmkit_os::mounts::region_dir(page_size) {
+        Ok(_) => true,
+        Err(error) => {
+            assert!(
+                std::env::var("SHMKIT_REQUIRE_HUGEPAGES").as_deref() != Ok("1"),
+                "SHMKIT_REQUIRE_HUGEPAGES=1 but {error}"
+            );
+            eprintln!("skipped: {error}");
+            false
+        }
+    }
+}
