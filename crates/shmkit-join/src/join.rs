@@ -7,7 +7,7 @@ use shmkit_name::{Name, PageSize};
 use shmkit_os::{Access, MapOptions, Region};
 
 use crate::error::{HookError, Result};
-use crate::registry::{JoinInfo, Mapped, Registry, Snapshot};
+use crate::registry::{JoinInfo, Joined, Mapped, Registry, Snapshot};
 
 /// The process's join registry.
 static GLOBAL: Registry = Registry::new();
@@ -97,17 +97,18 @@ impl JoinOptions {
 /// ```
 #[derive(Debug)]
 #[must_use = "dropping a Join leaves the region at once"]
+#[repr(C)] // the name first, 8-aligned: see `JoinInfo`
 pub struct Join {
-    registry: &'static Registry,
     name: Name,
+    registry: &'static Registry,
     handle: usize,
     addr: usize,
     len: usize,
 }
 
 impl Join {
-    fn new(registry: &'static Registry, info: &JoinInfo) -> Self {
-        Self { registry, name: info.name, handle: info.handle, addr: info.addr, len: info.len }
+    fn new(registry: &'static Registry, name: &Name, joined: Joined) -> Self {
+        Self { name: *name, registry, handle: joined.handle, addr: joined.addr, len: joined.len }
     }
 
     /// The join handle: what the join hook returned, or the region's first byte.
@@ -165,8 +166,8 @@ impl Drop for Join {
 impl Registry {
     /// Joins region `name` for `access` through this registry: see [`join`].
     pub fn join(&'static self, name: &Name, access: Access, options: &JoinOptions) -> Result<Join> {
-        let info = self.join_core(name, access, || options.map(name, access), None)?;
-        Ok(Join::new(self, &info))
+        let joined = self.join_core(name, access, || options.map(name, access), None)?;
+        Ok(Join::new(self, name, joined))
     }
 
     /// Joins with a hook: see [`join_with`].
@@ -178,8 +179,9 @@ impl Registry {
         mut hook: impl FnMut(&JoinInfo) -> Result<NonNull<u8>, HookError>,
     ) -> Result<Join> {
         let mut erased = |info: &JoinInfo| hook(info).map(|pointer| pointer.as_ptr() as usize);
-        let info = self.join_core(name, access, || options.map(name, access), Some(&mut erased))?;
-        Ok(Join::new(self, &info))
+        let joined =
+            self.join_core(name, access, || options.map(name, access), Some(&mut erased))?;
+        Ok(Join::new(self, name, joined))
     }
 }
 

@@ -41,7 +41,7 @@ fn concurrent_first_joins_share_one_record() {
         let mine = registry.model_join(&name("r"), Access::ReadWrite, ADDR + LEN * 4, LEN);
         let theirs = other.join().expect("thread");
         let (mine, theirs) = (mine.expect("join"), theirs.expect("join"));
-        assert_eq!(mine.addr, theirs.addr, "one mapping");
+        assert_eq!(mine.0, theirs.0, "one mapping");
         let info = registry.query_by_name(&name("r")).expect("joined");
         assert_eq!(info.count, 2);
         assert_eq!(registry.query_by_range(info.addr, 1).expect("range").map(|i| i.count), Some(2));
@@ -61,8 +61,8 @@ fn queries_never_see_a_record_in_progress() {
         let joiner = {
             let registry = Arc::clone(&registry);
             thread::spawn(move || {
-                let info = registry.model_join(&name("q"), Access::ReadOnly, ADDR, LEN)?;
-                registry.model_leave(&name("q"), info.handle)
+                let (_, handle) = registry.model_join(&name("q"), Access::ReadOnly, ADDR, LEN)?;
+                registry.model_leave(&name("q"), handle)
             })
         };
         for _ in 0..2 {
@@ -85,19 +85,20 @@ fn queries_never_see_a_record_in_progress() {
 fn a_join_racing_the_last_leave() {
     model("a join racing the last leave", || {
         let registry = Arc::new(Registry::new());
-        let first = registry.model_join(&name("l"), Access::ReadWrite, ADDR, LEN).expect("join");
+        let (_, first) =
+            registry.model_join(&name("l"), Access::ReadWrite, ADDR, LEN).expect("join");
         let leaver = {
             let registry = Arc::clone(&registry);
-            thread::spawn(move || registry.model_leave(&name("l"), first.handle))
+            thread::spawn(move || registry.model_leave(&name("l"), first))
         };
-        let second =
+        let (second, _) =
             registry.model_join(&name("l"), Access::ReadWrite, ADDR + LEN * 8, LEN).expect("join");
         leaver.join().expect("thread").expect("leave");
         let info = registry.query_by_name(&name("l")).expect("still joined");
         assert_eq!(info.count, 1);
-        assert_eq!(info.addr, second.addr);
-        let found = registry.query_by_range(second.addr, LEN).expect("range");
-        assert_eq!(found.map(|i| i.addr), Some(second.addr));
+        assert_eq!(info.addr, second);
+        let found = registry.query_by_range(second, LEN).expect("range");
+        assert_eq!(found.map(|i| i.addr), Some(second));
         assert_eq!(registry.snapshot().len(), 1);
     });
 }

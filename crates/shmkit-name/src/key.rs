@@ -183,6 +183,7 @@ impl Key {
     }
 
     /// Little-endian word `index` (0 to 4) of the key.
+    #[inline]
     const fn word(&self, index: usize) -> u64 {
         let (words, _) = self.0.as_chunks::<8>();
         u64::from_le_bytes(words[index])

@@ -9,6 +9,7 @@
 //! | `slotmap` | [`shmkit-slotmap`](shmkit_slotmap) | fixed-capacity pointer-free map |
 //! | `os` | [`shmkit-os`](shmkit_os) | regions (POSIX, hugetlbfs, `SysV`, memfd, files), mappings, NUMA |
 //! | `join` | [`shmkit-join`](shmkit_join) | the per-process join registry: refcounted joins, hooks, queries |
+//! | `sync` | [`shmkit-sync`](shmkit_sync) | robust process-shared mutex, `SysV` semaphore lock, rwlock, futex events, wait strategies |
 //!
 //! ```
 //! # #[cfg(feature = "name")] {
@@ -34,6 +35,9 @@ pub use shmkit_os as os;
 
 #[cfg(feature = "join")]
 pub use shmkit_join as join;
+
+#[cfg(feature = "sync")]
+pub use shmkit_sync as sync;
 
 /// The README's examples, compiled and run as doc tests so that they stay true.
 #[cfg(all(doctest, feature = "name", feature = "slotmap", feature = "os", feature = "join"))]

@@ -1,0 +1,264 @@
+//! The System V semaphore lock between real processes: children (this test binary re-executed in
+//! a role) open the parent's semaphore by id or key, lock it, count under it, or are killed with
+//! SIGKILL while holding it. Every set a test makes is removed when the test ends, checked
+//! against `/proc/sysvipc/sem` (what `ipcs -s` reads). No test asserts anything about time.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use shmkit_name::Name;
+use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
+use shmkit_sync::{Error, SemLock};
+use shmkit_testkit::{
+    ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name, wait_for_parent,
+};
+
+const ID_ENV: &str = "SHMKIT_TEST_SEM_ID";
+const KEY_ENV: &str = "SHMKIT_TEST_SEM_KEY";
+const NAME_ENV: &str = "SHMKIT_TEST_NAME";
+const ROUNDS_ENV: &str = "SHMKIT_TEST_ROUNDS";
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the kernel still has semaphore set `id` (`/proc/sysvipc/sem`, as `ipcs -s` shows).
+fn sem_exists(id: i32) -> bool {
+    let table = std::fs::read_to_string("/proc/sysvipc/sem").expect("read /proc/sysvipc/sem");
+    table.lines().skip(1).any(|line| line.split_ascii_whitespace().nth(1) == Some(&id.to_string()))
+}
+
+/// A key no other test (or test process) uses.
+fn unique_key() -> libc::key_t {
+    static COUNTER: AtomicI32 = AtomicI32::new(0);
+    let pid = std::process::id().cast_signed() & 0xFFFF;
+    0x5300_0000 | pid << 8 | COUNTER.fetch_add(1, Ordering::Relaxed) & 0xFF
+}
+
+/// Removes a raw semaphore set (made without `SemLock`) on drop.
+struct RawSet(i32);
+
+impl Drop for RawSet {
+    fn drop(&mut self) {
+        // SAFETY: IPC_RMID reads no memory of ours.
+        unsafe { libc::semctl(self.0, 0, libc::IPC_RMID) };
+    }
+}
+
+/// `kill -9` the child, then reap it.
+fn kill_and_reap(child: ChildProcess) {
+    let pid = Pid::from_raw(child.pid().cast_signed()).expect("a child pid is positive");
+    rustix::process::kill_process(pid, Signal::KILL).expect("kill -9 the child");
+    drop(child);
+}
+
+fn spawn(role: &str, env: &[(&str, String)]) -> ChildProcess {
+    ChildProcess::spawn("child_process_entry", role, env)
+}
+
+/// A page of shared memory with a plain counter at offset 0.
+struct Counter {
+    mapping: Mapping,
+}
+
+impl Counter {
+    fn open(name: &Name) -> Self {
+        let mapping = Region::open(name, None, Access::ReadWrite)
+            .and_then(|region| region.map(&MapOptions::new()))
+            .expect("map the test region");
+        Self { mapping }
+    }
+
+    fn cell(&self) -> *mut u64 {
+        NonNull::new(self.mapping.as_ptr()).expect("mapped").cast().as_ptr()
+    }
+
+    /// A plain read (the caller holds the lock, or no one else runs).
+    fn get(&self) -> u64 {
+        // SAFETY: inside the mapping, aligned; the lock keeps other writers out.
+        unsafe { self.cell().read_volatile() }
+    }
+
+    fn increment(&self) {
+        // SAFETY: as in `get`.
+        unsafe { self.cell().write_volatile(self.get() + 1) }
+    }
+}
+
+/// The children's side; a plain run (no role) is the parent and does nothing here.
+#[test]
+fn child_process_entry() {
+    let Some(role) = child_role() else { return };
+    let open = || {
+        let id: i32 = child_env(ID_ENV).parse().expect("semaphore id");
+        SemLock::open_id(id, OPEN_TIMEOUT).expect("open the semaphore")
+    };
+    match role.as_str() {
+        "die-holding" => {
+            let lock = open();
+            let _guard = lock.lock().expect("lock");
+            tell_parent("locked");
+            wait_for_parent();
+            unreachable!("the parent kills this child while it holds the lock");
+        }
+        "hold" => {
+            let lock = open();
+            let guard = lock.lock().expect("lock");
+            tell_parent("locked");
+            wait_for_parent();
+            drop(guard);
+            tell_parent("released");
+        }
+        "by-key" => {
+            let key: libc::key_t = child_env(KEY_ENV).parse().expect("key");
+            let lock = SemLock::open(key, OPEN_TIMEOUT).expect("open by key");
+            drop(lock.lock().expect("lock"));
+            tell_parent(&format!("locked {}", lock.id()));
+        }
+        "count" => {
+            let lock = open();
+            let counter = Counter::open(&Name::new(&child_env(NAME_ENV)).expect("valid name"));
+            let rounds: u64 = child_env(ROUNDS_ENV).parse().expect("rounds");
+            tell_parent("ready");
+            wait_for_parent();
+            for _ in 0..rounds {
+                let guard = lock.lock().expect("lock");
+                counter.increment();
+                drop(guard);
+            }
+            tell_parent("counted");
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+#[test]
+fn the_kernel_releases_the_lock_of_a_killed_holder() {
+    let lock = SemLock::create_private().expect("create");
+    let id = lock.id();
+    let mut child = spawn("die-holding", &[(ID_ENV, id.to_string())]);
+    child.expect("locked");
+    assert!(lock.try_lock().expect("try_lock").is_none(), "the child holds it");
+
+    kill_and_reap(child);
+    // SEM_UNDO: the kernel gave the child's -1 back when it died.
+    let guard = lock.lock_timeout(OPEN_TIMEOUT).expect("free again");
+    drop(guard);
+    assert!(lock.try_lock().expect("try_lock").is_some());
+    drop(lock);
+    assert!(!sem_exists(id), "the creator's handle removed the set");
+}
+
+#[test]
+fn four_processes_counting_under_the_lock_lose_no_increment() {
+    const CHILDREN: usize = 4;
+    const ROUNDS: u64 = 20_000;
+    let name = unique_name("t-sem-count");
+    let _region = RegionGuard(name);
+    RegionOptions::new().create(&name, 1).expect("create the test region");
+    let counter = Counter::open(&name);
+    let lock = SemLock::create_private().expect("create");
+    let env = [
+        (ID_ENV, lock.id().to_string()),
+        (NAME_ENV, name.as_str().to_owned()),
+        (ROUNDS_ENV, ROUNDS.to_string()),
+    ];
+    let mut children: Vec<ChildProcess> = (0..CHILDREN).map(|_| spawn("count", &env)).collect();
+    for child in &mut children {
+        child.expect("ready");
+    }
+    for child in &mut children {
+        child.send("go");
+    }
+    for mut child in children {
+        child.expect("counted");
+        child.finish();
+    }
+    let _guard = lock.lock().expect("lock");
+    assert_eq!(counter.get(), CHILDREN as u64 * ROUNDS);
+}
+
+#[test]
+fn try_lock_would_block_and_lock_timeout_times_out_while_another_process_holds_it() {
+    let lock = SemLock::create_private().expect("create");
+    let mut child = spawn("hold", &[(ID_ENV, lock.id().to_string())]);
+    child.expect("locked");
+    assert!(lock.try_lock().expect("try_lock").is_none());
+    let timeout = Duration::from_millis(20);
+    match lock.lock_timeout(timeout) {
+        Err(Error::TimedOut(waited)) => assert_eq!(waited, timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    child.send("release");
+    child.expect("released");
+    child.finish();
+    drop(lock.try_lock().expect("try_lock").expect("free now"));
+}
+
+#[test]
+fn a_keyed_semaphore_is_exclusive_opened_by_key_and_removed_by_its_creator() {
+    let key = unique_key();
+    let lock = SemLock::create(key, 0o600).expect("create");
+    let id = lock.id();
+    match SemLock::create(key, 0o600) {
+        Err(Error::Os { call: "semget", source }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EEXIST));
+        }
+        other => panic!("a second create must fail: {other:?}"),
+    }
+    let mut child = spawn("by-key", &[(KEY_ENV, key.to_string())]);
+    assert_eq!(child.expect("locked"), id.to_string());
+    child.finish();
+
+    drop(lock);
+    assert!(!sem_exists(id));
+    match SemLock::open(key, Duration::ZERO) {
+        Err(Error::Os { call: "semget", source }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
+        }
+        other => panic!("the key is gone: {other:?}"),
+    }
+}
+
+#[test]
+fn only_the_creator_removes_and_removal_can_be_explicit_or_disowned() {
+    let mut lock = SemLock::create_private().expect("create");
+    let id = lock.id();
+    drop(SemLock::open_id(id, Duration::ZERO).expect("open"));
+    assert!(sem_exists(id), "an opener's handle does not remove the set");
+
+    lock.set_remove_on_drop(false);
+    drop(lock);
+    assert!(sem_exists(id), "disowned");
+    let opened = SemLock::open_id(id, Duration::ZERO).expect("open");
+    opened.remove().expect("remove");
+    assert!(!sem_exists(id));
+    assert!(matches!(SemLock::open_id(id, Duration::ZERO), Err(Error::Os { .. })));
+}
+
+#[test]
+fn open_waits_for_publication_and_refuses_what_is_not_a_lock() {
+    // A set made but never operated on (`sem_otime == 0`): its creator did not publish it.
+    // SAFETY: `semget` reads only its integer arguments.
+    let raw = RawSet(unsafe { libc::semget(libc::IPC_PRIVATE, 1, libc::IPC_CREAT | 0o600) });
+    assert!(raw.0 >= 0, "semget: {}", std::io::Error::last_os_error());
+    let waited = Duration::from_millis(20);
+    match SemLock::open_id(raw.0, waited) {
+        Err(Error::NotPublished { waited: reported, .. }) => assert_eq!(reported, waited),
+        other => panic!("expected NotPublished, got {other:?}"),
+    }
+
+    // Published, but with a value a lock never holds.
+    let mut add_two = libc::sembuf { sem_num: 0, sem_op: 2, sem_flg: 0 };
+    // SAFETY: one valid `sembuf`.
+    assert_eq!(unsafe { libc::semop(raw.0, &raw mut add_two, 1) }, 0);
+    assert!(matches!(SemLock::open_id(raw.0, waited), Err(Error::Corrupted { .. })));
+
+    // Published, but a set of two semaphores.
+    // SAFETY: as above.
+    let pair = RawSet(unsafe { libc::semget(libc::IPC_PRIVATE, 2, libc::IPC_CREAT | 0o600) });
+    assert!(pair.0 >= 0);
+    let mut add_one = libc::sembuf { sem_num: 0, sem_op: 1, sem_flg: 0 };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::semop(pair.0, &raw mut add_one, 1) }, 0);
+    assert!(matches!(SemLock::open_id(pair.0, waited), Err(Error::Corrupted { .. })));
+}
