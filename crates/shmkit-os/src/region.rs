@@ -117,7 +117,7 @@ impl RegionOptions {
         let mapping = MapOptions::new().map_fd(fd.as_fd(), len, self.page_size, &label)?;
         fault_in(fd, &mapping, &parts, &label)?;
         drop(mapping);
-        let info = stat_region(fd.as_fd(), *name, self.page_size, &label)?;
+        let info = stat_region(fd.as_fd(), *name, self.page_size, final_path.clone())?;
         staging.publish(&final_path, &label)?;
         Ok(info)
     }
@@ -295,22 +295,21 @@ pub struct RegionInfo {
     pub gid: u32,
 }
 
-/// `fstat` of an open region: a regular file whose size is whole pages. `label` names it in
-/// errors (formatted only then).
+/// `fstat` of an open region at `path`: a regular file whose size is whole pages.
 fn stat_region(
     fd: BorrowedFd<'_>,
     name: Name,
     page_size: PageSize,
-    label: &dyn std::fmt::Display,
+    path: PathBuf,
 ) -> Result<RegionInfo> {
-    let stat = rustix::fs::fstat(fd).map_err(Error::os("fstat", label))?;
+    let stat = rustix::fs::fstat(fd).map_err(Error::os("fstat", path.display()))?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(Error::Corrupted {
-            target: label.to_string(),
+            target: path.display().to_string(),
             reason: "not a regular file".to_owned(),
         });
     }
-    region_info_from(name, page_size, stat.st_size, stat.st_mode, stat.st_uid, stat.st_gid)
+    region_info_from(name, page_size, stat.st_size, stat.st_mode, stat.st_uid, stat.st_gid, path)
 }
 
 fn region_info_from(
@@ -320,6 +319,7 @@ fn region_info_from(
     mode: u32,
     uid: u32,
     gid: u32,
+    path: PathBuf,
 ) -> Result<RegionInfo> {
     let size = u64::try_from(size).map_err(|_| Error::Corrupted {
         target: display_path(&name, page_size),
@@ -337,7 +337,7 @@ fn region_info_from(
         page_size,
         page_count: size / page,
         size,
-        path: path_of(&name, page_size),
+        path,
         mode: mode & 0o7777,
         uid,
         gid,
@@ -347,7 +347,13 @@ fn region_info_from(
 /// Where a region of that name and page size lives (whether or not it exists).
 pub fn path_of(name: &Name, page_size: PageSize) -> PathBuf {
     match page_size.hugetlbfs_dir() {
-        None => PathBuf::from(mounts::POSIX_SHM_DIR).join(name.as_str()),
+        None => {
+            // One allocation: a join opens by this path, and its cost is meant to be one `open`.
+            let mut path = PathBuf::with_capacity(mounts::POSIX_SHM_DIR.len() + 1 + name.len());
+            path.push(mounts::POSIX_SHM_DIR);
+            path.push(name.as_str());
+            path
+        }
         Some(sub) => mounts::base_dir().join(sub).join(name.as_str()),
     }
 }
@@ -407,7 +413,8 @@ pub fn info(name: &Name, page_size: Option<PageSize>) -> Result<RegionInfo> {
             });
         }
         let size = i64::try_from(meta.size()).unwrap_or(i64::MAX);
-        let this = region_info_from(*name, candidate, size, meta.mode(), meta.uid(), meta.gid())?;
+        let this =
+            region_info_from(*name, candidate, size, meta.mode(), meta.uid(), meta.gid(), path)?;
         if let Some(first) = &found {
             return Err(Error::invalid(
                 "page size",
@@ -501,7 +508,7 @@ impl Region {
                 }
             }
             // The size that counts is the one of the file we hold, not of the name we looked up.
-            let info = stat_region(fd.as_fd(), *name, candidate, &path.display())?;
+            let info = stat_region(fd.as_fd(), *name, candidate, path)?;
             return Ok(Self { fd, info, access });
         }
         Err(Error::NotFound { target: format!("region {name} (looked in every page size)") })
@@ -537,12 +544,8 @@ impl Region {
         })?;
         // The size was checked by `fstat` when the region was opened (or grown); as with any
         // mapping, a writer that shrinks the file later makes accesses past its end fault.
-        options.map_fd_unchecked(
-            self.fd.as_fd(),
-            len,
-            self.info.page_size,
-            &self.info.path.display().to_string(),
-        )
+        let label = self.info.path.to_string_lossy();
+        options.map_fd_unchecked(self.fd.as_fd(), len, self.info.page_size, &label)
     }
 
     /// Grows the region to `page_count` pages (`ftruncate`, then the new pages are allocated with
@@ -554,8 +557,13 @@ impl Region {
         let size = region_size(page_count, self.info.page_size, &label)?;
         // The size now, from the OS: a peer may have grown the region since we opened it, and
         // growing to less than that would shrink it under the peer's mappings.
-        let current =
-            stat_region(self.fd.as_fd(), self.info.name, self.info.page_size, &label)?.size;
+        let current = stat_region(
+            self.fd.as_fd(),
+            self.info.name,
+            self.info.page_size,
+            self.info.path.clone(),
+        )?
+        .size;
         if size < current {
             return Err(Error::invalid(
                 "page count",
@@ -574,7 +582,12 @@ impl Region {
             Error::invalid("page count", format!("{size} bytes do not fit this address space"))
         })?;
         crate::map::grow_fd(self.fd.as_fd(), mapping, current, len)?;
-        self.info = stat_region(self.fd.as_fd(), self.info.name, self.info.page_size, &label)?;
+        self.info = stat_region(
+            self.fd.as_fd(),
+            self.info.name,
+            self.info.page_size,
+            self.info.path.clone(),
+        )?;
         Ok(())
     }
 }
