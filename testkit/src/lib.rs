@@ -236,3 +236,32 @@ pub fn hugetlbfs_ready(page_size: PageSize) -> bool {
         }
     }
 }
+
+/// xorshift64*: a small deterministic generator, so that a randomized test names a seed that
+/// reproduces its failure. Not for anything but tests.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 pseudo-random bits. (The state must not be 0, which stays 0.)
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "an endless generator, not an iterator: `next` reads better in tests"
+    )]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform enough in `0..bound` (`bound > 0`).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+
+    /// A fair coin.
+    pub fn coin(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+}

@@ -48,24 +48,21 @@ const HISTORY: usize = 24;
 /// An address range no join uses (page 16): where collision probes put what must not collide.
 const FREE_ADDR: usize = 16 * 4096;
 
-/// xorshift64*: small, deterministic, good enough to pick steps.
-struct Rng(u64);
+/// The steps' generator, with the choices the model makes.
+struct Rng(shmkit_testkit::Rng);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        self.0.next()
     }
 
     /// Uniform enough in `0..n` (`n > 0`).
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 
     fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
+        self.0.coin()
     }
 
     fn access(&mut self) -> Access {
@@ -219,7 +216,7 @@ impl Model {
         anons.push(if huge { anon(PageSize::Huge, 1) } else { anon(PageSize::Normal, 5) });
         Self {
             seed,
-            rng: Rng(seed),
+            rng: Rng(shmkit_testkit::Rng(seed)),
             step: 0,
             named,
             anons,

@@ -9,17 +9,7 @@ use shmkit_name::{Name, NameError};
 const CANDIDATES: u32 = 1_000_000;
 const THREADS: u32 = 4;
 
-/// xorshift64*: deterministic candidates without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use shmkit_testkit::Rng;
 
 /// What a validator says about a candidate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,21 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use shmkit_slotmap::{InsertError, SlotKey, SlotMap};
 
-/// xorshift64*: deterministic, so a failure names a seed that reproduces it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
+use shmkit_testkit::Rng;
 
 /// The key of every slot, read through the documented `#[repr(C)]` layout: a `u64` length, then
 /// `N` slots of (`u64` key, `u64` value). Keys are always initialised; values are not read.

@@ -6,17 +6,7 @@ use std::ptr;
 
 use shmkit_slotmap::{InsertError, SlotMap};
 
-/// xorshift64*: deterministic, so a failure names a seed that reproduces it.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+use shmkit_testkit::Rng;
 
 /// Copies `map`'s bytes into a fresh heap allocation (a different address), then overwrites the
 /// original with `0xA5` so nothing can still be read through it by accident.
