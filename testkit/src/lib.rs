@@ -1,6 +1,6 @@
 //! Test helpers shared by the crates' integration tests (a dev-dependency only, never published):
-//! unique region names, cleanup guards, and child processes (the test binary re-executed in a
-//! role) that talk to their parent over stdin/stdout.
+//! unique region names, cleanup guards, shared regions that clean up after themselves, and child
+//! processes (the test binary re-executed in a role) that talk to their parent over stdin/stdout.
 
 #![allow(
     clippy::missing_panics_doc,
@@ -10,11 +10,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::Duration;
 
 use shmkit_name::{Name, PageSize};
+use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 
 /// The environment variable that makes a re-executed test binary play a child's role.
 pub const ROLE_ENV: &str = "SHMKIT_TEST_ROLE";
@@ -68,6 +70,93 @@ impl Drop for RegionGuard {
         for page_size in PageSize::ALL {
             let _ = shmkit_os::unlink(&self.0, page_size);
         }
+    }
+}
+
+/// The environment variable that names a [`SharedRegion`] to a child
+/// ([`SharedRegion::env`], [`SharedRegion::from_env`]).
+pub const REGION_ENV: &str = "SHMKIT_TEST_REGION";
+
+/// One page of POSIX shared memory (`/dev/shm`), mapped read-write. The region that
+/// [`SharedRegion::create`] makes has a unique name and is unlinked on drop (after the unmap),
+/// also when the test panics; one [`SharedRegion::open`]ed by name (in a child, say) is only
+/// unmapped.
+#[derive(Debug)]
+pub struct SharedRegion {
+    name: Name,
+    mapping: Mapping,
+    /// Declared after `mapping`, so dropped after it: unmap, then unlink.
+    _guard: Option<RegionGuard>,
+}
+
+impl SharedRegion {
+    /// Creates a region of one normal page under a unique name (`PREFIX-PID-N`) and maps it.
+    pub fn create(prefix: &str) -> Self {
+        let name = unique_name(prefix);
+        // Made before the region: a failure from here on still unlinks it.
+        let guard = RegionGuard(name);
+        RegionOptions::new().create(&name, 1).expect("create the test region");
+        Self::map(name, Some(guard))
+    }
+
+    /// Maps the existing region `name` read-write; dropping it leaves the region in place.
+    pub fn open(name: &Name) -> Self {
+        Self::map(*name, None)
+    }
+
+    fn map(name: Name, guard: Option<RegionGuard>) -> Self {
+        let mapping = Region::open(&name, None, Access::ReadWrite)
+            .and_then(|region| region.map(&MapOptions::new()))
+            .expect("map the test region");
+        Self { name, mapping, _guard: guard }
+    }
+
+    /// In a child: [`SharedRegion::open`] of the region its parent named with
+    /// [`SharedRegion::env`].
+    pub fn from_env() -> Self {
+        Self::open(&Name::new(&child_env(REGION_ENV)).expect("valid name"))
+    }
+
+    /// The environment entry that names this region to a child ([`ChildProcess::spawn`]'s
+    /// `env`), for [`SharedRegion::from_env`].
+    pub fn env(&self) -> (&'static str, String) {
+        (REGION_ENV, self.name.as_str().to_owned())
+    }
+
+    /// The region's name.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
+    /// The first byte of the mapping.
+    pub fn ptr(&self) -> NonNull<u8> {
+        NonNull::new(self.mapping.as_ptr()).expect("a mapping is never null")
+    }
+
+    /// The length of the mapping in bytes.
+    #[allow(clippy::len_without_is_empty, reason = "a mapped region is never empty")]
+    pub fn len(&self) -> usize {
+        self.mapping.len()
+    }
+
+    /// The byte `offset` bytes into the mapping, and how many bytes follow it (itself included):
+    /// the range to place an object at `offset` in.
+    pub fn range_at(&self, offset: usize) -> (NonNull<u8>, usize) {
+        assert!(offset < self.len(), "offset {offset} outside the {} mapped bytes", self.len());
+        (
+            NonNull::new(self.mapping.as_ptr().wrapping_add(offset)).expect("mapped"),
+            self.len() - offset,
+        )
+    }
+
+    /// The atomic word at `offset` (8-aligned, inside the mapping).
+    pub fn atomic_u64(&self, offset: usize) -> &AtomicU64 {
+        self.mapping.atomic_u64(offset).expect("the word fits")
     }
 }
 
@@ -149,6 +238,18 @@ impl ChildProcess {
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `kill -9` the child. It stays a zombie (its pid still taken, `kill(pid, 0)` still finds
+    /// it) until it is dropped.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9 the child");
+    }
+
+    /// `kill -9` the child, then reap it.
+    pub fn kill_and_reap(mut self) {
+        self.kill();
+        self.child.wait().expect("reap the child");
     }
 
     /// The next message of the child, which must start with `prefix`; returns the rest.

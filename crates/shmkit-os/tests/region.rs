@@ -176,7 +176,7 @@ fn a_shortage_of_pages_is_an_error_now_and_leaves_nothing() {
     let error = RegionOptions::new().create(&region.name, 1 << 30).expect_err("more than memory");
     assert!(matches!(error, Error::OutOfMemory { .. } | Error::Os { .. }), "{error}");
     assert!(matches!(info(&region.name, None), Err(Error::NotFound { .. })), "nothing left behind");
-    assert_no_staging_files(shmkit_os::mounts::POSIX_SHM_DIR);
+    assert_no_staging_files(shmkit_os::mounts::POSIX_SHM_DIR, &region.name);
     // More huge pages than the pool holds: OutOfMemory naming setup-hugepages, mount left empty.
     if hugetlbfs_ready(PageSize::Huge) {
         // More than the whole pool, not just its free part, so no other test's release can make
@@ -194,18 +194,19 @@ fn a_shortage_of_pages_is_an_error_now_and_leaves_nothing() {
         assert!(huge.to_string().contains("cargo xtask setup-hugepages"), "{huge}");
         assert!(matches!(info(&region.name, Some(PageSize::Huge)), Err(Error::NotFound { .. })));
         let dir = shmkit_os::mounts::region_dir(PageSize::Huge).expect("mount");
-        assert_no_staging_files(&dir.display().to_string());
+        assert_no_staging_files(&dir.display().to_string(), &region.name);
     }
 }
 
-/// No staging file of this process is left in `dir`.
-fn assert_no_staging_files(dir: &str) {
+/// No staging file of region `name` is left in `dir` (other tests of this process may be
+/// creating regions, with staging files of their own, at the same moment).
+fn assert_no_staging_files(dir: &str, name: &Name) {
     let ours = format!(".shmkit-new-{}-", std::process::id());
     let left: Vec<_> = std::fs::read_dir(dir)
         .expect("read the region folder")
         .flatten()
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with(&ours))
+        .filter(|file| file.starts_with(&ours) && file.ends_with(&format!("-{}", name.as_str())))
         .collect();
     assert!(left.is_empty(), "staging files left in {dir}: {left:?}");
 }

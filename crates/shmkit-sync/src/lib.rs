@@ -91,6 +91,8 @@ mod event;
 mod futex;
 #[cfg(not(loom))]
 mod mutex;
+#[cfg(not(loom))]
+mod placement;
 mod primitive;
 #[cfg(not(loom))]
 mod rwlock;

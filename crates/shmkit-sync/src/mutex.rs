@@ -26,22 +26,17 @@ use core::mem::{MaybeUninit, offset_of};
 use core::pin::Pin;
 use core::ptr::NonNull;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libc::{c_int, pthread_mutex_t};
 
 use crate::error::{Error, Result};
-use crate::futex::Futex;
+use crate::placement::{self, Header, Placed};
 use crate::primitive::{AtomicU32, Ordering};
 
 const WHAT: &str = "robust mutex";
 const MAGIC: u32 = u32::from_le_bytes(*b"SKmx");
 const VERSION: u32 = 1;
-
-/// Values of a shared object's `state` word (the mutex's and the rwlock's).
-pub(crate) const UNPUBLISHED: u32 = 0;
-pub(crate) const INITIALISING: u32 = 1;
-pub(crate) const PUBLISHED: u32 = 2;
 
 /// Bytes reserved for the `pthread_mutex_t` (40 on x86-64 glibc, 48 on `AArch64`).
 const RAW_CAPACITY: usize = 48;
@@ -84,9 +79,8 @@ unsafe extern "C" {
 /// ```
 #[repr(C, align(64))]
 pub struct RobustMutex {
-    magic: AtomicU32,
-    version: AtomicU32,
-    state: Futex,
+    /// Magic, version and publication state (offsets 0, 4 and 8).
+    header: Header,
     raw_size: AtomicU32,
     raw: UnsafeCell<pthread_mutex_t>,
     /// Unused; covered by a cell so no byte of the object is frozen under a shared reference.
@@ -98,7 +92,7 @@ pub struct RobustMutex {
 static_assertions::const_assert!(RAW_SIZE <= RAW_CAPACITY);
 static_assertions::assert_eq_size!(RobustMutex, [u8; 64]);
 static_assertions::const_assert_eq!(align_of::<RobustMutex>(), 64);
-static_assertions::const_assert_eq!(offset_of!(RobustMutex, state), 8);
+static_assertions::const_assert_eq!(offset_of!(RobustMutex, header), 0);
 static_assertions::const_assert_eq!(offset_of!(RobustMutex, raw_size), 12);
 static_assertions::const_assert_eq!(offset_of!(RobustMutex, raw), 16);
 
@@ -131,11 +125,8 @@ impl RobustMutex {
     /// - For `'a`, the bytes are used only as this mutex (through the returned reference or
     ///   another process's [`RobustMutex::open_at`]), never through other Rust references.
     pub unsafe fn init_at<'a>(ptr: NonNull<u8>, len: usize) -> Result<&'a Self> {
-        // SAFETY: the caller's first and third points are `place`'s preconditions.
-        let mutex: &'a Self = unsafe { place(ptr, len, WHAT) }?;
-        // SAFETY: the caller's second point: nobody uses these bytes as a mutex while we do.
-        unsafe { mutex.initialise() }?;
-        Ok(mutex)
+        // SAFETY: the caller's three points include `placement::init_at`'s.
+        unsafe { placement::init_at(ptr, len) }
     }
 
     /// Opens the mutex another process initialised at the same bytes, waiting up to `timeout`
@@ -153,20 +144,14 @@ impl RobustMutex {
     /// - The processes that share the bytes trust one another not to write garbage over them:
     ///   glibc follows pointers it stores inside a locked robust mutex (see the crate docs).
     pub unsafe fn open_at<'a>(ptr: NonNull<u8>, len: usize, timeout: Duration) -> Result<&'a Self> {
-        // SAFETY: the caller's first two points are `place`'s preconditions.
-        let mutex: &'a Self = unsafe { place(ptr, len, WHAT) }?;
-        wait_published(&mutex.state, timeout, WHAT)?;
-        mutex.validate()?;
-        Ok(mutex)
+        // SAFETY: the caller's first two points are `placement::open_at`'s preconditions.
+        unsafe { placement::open_at(ptr, len, timeout) }
     }
 
     /// A mutex on the heap, initialised and pinned (it must never move): for tests, examples
     /// and locks that only one process's threads share.
     pub fn boxed() -> Result<Pin<Box<Self>>> {
-        let mutex = Box::pin(Self::unpublished());
-        // SAFETY: fresh heap memory that no one else can see yet; pinned, so it never moves.
-        unsafe { mutex.initialise() }?;
-        Ok(mutex)
+        placement::boxed(Self::unpublished())
     }
 
     /// `pthread_mutex_lock`: blocks until this thread holds the mutex.
@@ -267,57 +252,47 @@ impl RobustMutex {
     /// A mutex with nothing published yet, to be initialised where it will stay.
     pub(crate) const fn unpublished() -> Self {
         Self {
-            magic: AtomicU32::new(0),
-            version: AtomicU32::new(0),
-            state: Futex::new(UNPUBLISHED),
+            header: Header::unpublished(),
             raw_size: AtomicU32::new(0),
             raw: UnsafeCell::new(libc::PTHREAD_MUTEX_INITIALIZER),
             _reserved: UnsafeCell::new([0; RAW_CAPACITY - RAW_SIZE]),
             _pinned: PhantomPinned,
         }
     }
+}
 
-    /// Initialises the pthread mutex and publishes the header.
-    ///
-    /// # Safety
-    ///
-    /// No thread of any process holds, waits for, locks or opens this mutex while this runs.
-    pub(crate) unsafe fn initialise(&self) -> Result<()> {
-        // Openers that find `INITIALISING` keep waiting; a stale magic must not be trusted.
-        self.state.word().store(INITIALISING, Ordering::Relaxed);
-        self.magic.store(0, Ordering::Relaxed);
-        init_robust(self.raw.get())?;
-        self.version.store(VERSION, Ordering::Relaxed);
-        self.raw_size.store(RAW_SIZE as u32, Ordering::Relaxed);
-        self.magic.store(MAGIC, Ordering::Relaxed);
-        // Pairs with the acquire load in `wait_published`: an opener that sees `PUBLISHED` sees
-        // the initialised mutex and header.
-        self.state.word().store(PUBLISHED, Ordering::Release);
-        self.state.wake(u32::MAX);
-        Ok(())
+// SAFETY: every bit pattern is a valid mutex (atomics, and a `pthread_mutex_t` of C integers
+// behind a cell), and every byte is an atomic or inside a cell.
+unsafe impl Placed for RobustMutex {
+    const WHAT: &'static str = WHAT;
+
+    fn header(&self) -> &Header {
+        &self.header
     }
 
-    /// Checks the header of a published mutex.
-    pub(crate) fn validate(&self) -> Result<()> {
-        let corrupted = |detail: String| Err(Error::Corrupted { what: WHAT, detail });
-        let state = self.state.load(Ordering::Acquire);
-        if state != PUBLISHED {
-            return corrupted(format!("publication state {state} inside a published object"));
-        }
-        let magic = self.magic.load(Ordering::Relaxed);
-        if magic != MAGIC {
-            return corrupted(format!("magic {magic:#010x}, expected {MAGIC:#010x}"));
-        }
-        let version = self.version.load(Ordering::Relaxed);
-        if version != VERSION {
-            return corrupted(format!("layout version {version}, this build reads {VERSION}"));
-        }
+    /// Initialises the pthread mutex and publishes the header.
+    unsafe fn initialise(&self) -> Result<()> {
+        self.header.initialise(MAGIC, VERSION, || {
+            init_robust(self.raw.get())?;
+            self.raw_size.store(RAW_SIZE as u32, Ordering::Relaxed);
+            Ok(())
+        })
+    }
+
+    /// Checks the header of a published mutex, its publication state included (an embedded
+    /// mutex is validated without being waited for).
+    fn validate(&self) -> Result<()> {
+        self.header.check_published(WHAT)?;
+        self.header.check(WHAT, MAGIC, VERSION)?;
         let raw_size = self.raw_size.load(Ordering::Relaxed);
         if raw_size as usize != RAW_SIZE {
-            return corrupted(format!(
-                "pthread_mutex_t of {raw_size} bytes, this build's C library has {RAW_SIZE}: \
-                 every process must use the same C library"
-            ));
+            return Err(Error::Corrupted {
+                what: WHAT,
+                detail: format!(
+                    "pthread_mutex_t of {raw_size} bytes, this build's C library has {RAW_SIZE}: \
+                     every process must use the same C library"
+                ),
+            });
         }
         Ok(())
     }
@@ -325,9 +300,7 @@ impl RobustMutex {
 
 impl fmt::Debug for RobustMutex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RobustMutex")
-            .field("state", &self.state.load(Ordering::Relaxed))
-            .finish_non_exhaustive()
+        f.debug_struct("RobustMutex").field("state", &self.header.state()).finish_non_exhaustive()
     }
 }
 
@@ -410,57 +383,6 @@ fn init_robust(raw: *mut pthread_mutex_t) -> Result<()> {
     // SAFETY: `attr` was initialised above and is not used after this.
     unsafe { libc::pthread_mutexattr_destroy(attr) };
     result
-}
-
-/// A `&T` over `len` bytes at `ptr`, after checking size and alignment.
-///
-/// # Safety
-///
-/// - `ptr..ptr + len` is mapped readable and writable for all of `'a`.
-/// - For `'a`, the bytes are accessed only through `T`'s atomics and cells, never through other
-///   Rust references; every bit pattern is a valid `T` (true of the crate's shared objects).
-pub(crate) unsafe fn place<'a, T>(
-    ptr: NonNull<u8>,
-    len: usize,
-    what: &'static str,
-) -> Result<&'a T> {
-    let placement = |detail: String| Err(Error::Placement { what, detail });
-    if !ptr.cast::<T>().is_aligned() {
-        return placement(format!("{ptr:p} is not {}-byte aligned", align_of::<T>()));
-    }
-    if len < size_of::<T>() {
-        return placement(format!("{len} bytes given, {} needed", size_of::<T>()));
-    }
-    // SAFETY: aligned and in bounds (checked above), mapped for `'a` and accessed only as a `T`
-    // (the caller's contract), and any bit pattern is a valid `T`.
-    Ok(unsafe { ptr.cast::<T>().as_ref() })
-}
-
-/// Waits until `state` says published (acquire), up to `timeout`.
-pub(crate) fn wait_published(state: &Futex, timeout: Duration, what: &'static str) -> Result<()> {
-    let deadline = Instant::now().checked_add(timeout);
-    loop {
-        let value = state.load(Ordering::Acquire);
-        match value {
-            PUBLISHED => return Ok(()),
-            UNPUBLISHED | INITIALISING => {}
-            other => {
-                return Err(Error::Corrupted {
-                    what,
-                    detail: format!("publication state {other}"),
-                });
-            }
-        }
-        let left = match deadline {
-            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-            None => Duration::MAX,
-        };
-        if left.is_zero() {
-            return Err(Error::NotPublished { what, waited: timeout });
-        }
-        // A bounded sleep: a creator that dies before publishing never wakes us.
-        state.wait(value, Some(left.min(Duration::from_millis(100))));
-    }
 }
 
 /// `CLOCK_MONOTONIC` now plus `timeout`, capped at 2^32 seconds (136 years) so that the

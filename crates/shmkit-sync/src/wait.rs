@@ -80,18 +80,11 @@ impl WaitStrategy for BusySpin {
     fn wait_until(
         &self,
         _event: &Event,
-        mut ready: impl FnMut() -> bool,
+        ready: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> bool {
-        if ready() {
-            return true;
-        }
-        let deadline = Deadline::after(timeout);
-        loop {
-            if let Some(outcome) = spin(&mut ready, u32::MAX, deadline) {
-                return outcome;
-            }
-        }
+        // No bounded spin phase: the whole wait is spins.
+        spin_then(ready, timeout, 0, spin_until)
     }
 }
 
@@ -124,25 +117,20 @@ impl WaitStrategy for SpinYield {
     fn wait_until(
         &self,
         _event: &Event,
-        mut ready: impl FnMut() -> bool,
+        ready: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> bool {
-        if ready() {
-            return true;
-        }
-        let deadline = Deadline::after(timeout);
-        if let Some(outcome) = spin(&mut ready, self.spins, deadline) {
-            return outcome;
-        }
-        loop {
-            yield_now();
-            if ready() {
-                return true;
+        spin_then(ready, timeout, self.spins, |mut ready, deadline| {
+            loop {
+                yield_now();
+                if ready() {
+                    return true;
+                }
+                if deadline.passed() {
+                    return false;
+                }
             }
-            if deadline.passed() {
-                return false;
-            }
-        }
+        })
     }
 }
 
@@ -178,22 +166,46 @@ impl WaitStrategy for SpinFutex {
     fn wait_until(
         &self,
         event: &Event,
-        mut ready: impl FnMut() -> bool,
+        ready: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> bool {
-        if ready() {
-            return true;
-        }
-        let deadline = Deadline::after(timeout);
-        if let Some(outcome) = spin(&mut ready, self.spins, deadline) {
-            return outcome;
-        }
-        event.wait_until_deadline(ready, deadline)
+        spin_then(ready, timeout, self.spins, |ready, deadline| {
+            event.wait_until_deadline(ready, deadline)
+        })
     }
 }
 
 /// How often a spin loop reads the clock: reading it costs as much as a few pauses.
 const SPINS_PER_CLOCK_CHECK: u32 = 64;
+
+/// The course every strategy's wait takes: one check of `ready()` (no clock read if it already
+/// holds), then up to `spins` pause-hinted checks, then, if neither `ready()` nor the deadline
+/// ended the wait, `after_spins` with what is left of it.
+#[inline]
+fn spin_then<F: FnMut() -> bool>(
+    mut ready: F,
+    timeout: Option<Duration>,
+    spins: u32,
+    after_spins: impl FnOnce(F, Deadline) -> bool,
+) -> bool {
+    if ready() {
+        return true;
+    }
+    let deadline = Deadline::after(timeout);
+    match spin(&mut ready, spins, deadline) {
+        Some(outcome) => outcome,
+        None => after_spins(ready, deadline),
+    }
+}
+
+/// Pause-hinted checks of `ready()` until it holds (`true`) or the deadline passes (`false`).
+fn spin_until(mut ready: impl FnMut() -> bool, deadline: Deadline) -> bool {
+    loop {
+        if let Some(outcome) = spin(&mut ready, u32::MAX, deadline) {
+            return outcome;
+        }
+    }
+}
 
 /// Up to `spins` pause-hinted checks of `ready()`: `Some(true)` when ready, `Some(false)` when
 /// the deadline passed, `None` when the spins ran out.

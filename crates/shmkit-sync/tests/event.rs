@@ -5,50 +5,51 @@
 //! Waits that should end use a long timeout and assert that they ended: a lost wake-up fails the
 //! test instead of hanging it. No test asserts an upper bound on time.
 
-use std::ptr::NonNull;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmkit_name::Name;
-use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 use shmkit_sync::{BusySpin, Event, SpinFutex, SpinYield, WaitStrategy};
-use shmkit_testkit::{ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name};
+use shmkit_testkit::{ChildProcess, SharedRegion, child_env, child_role, tell_parent};
 
-/// Far beyond any wake-up; only a lost one reaches it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+use common::{HANG_GUARD, ROUNDS_ENV, finish_all, rounds, spawn_on};
 
 /// Offsets in the shared page: two events, then two counters on lines of their own.
 const EVENT_OFFSETS: [usize; 2] = [0, 128];
 const COUNTER_OFFSETS: [usize; 2] = [256, 384];
 
-const NAME_ENV: &str = "SHMKIT_TEST_NAME";
-const ROUNDS_ENV: &str = "SHMKIT_TEST_ROUNDS";
 const STRATEGY_ENV: &str = "SHMKIT_TEST_STRATEGY";
 
 /// One page of shared memory holding two events and two counters.
-struct Shared {
-    mapping: Mapping,
-}
+struct Shared(SharedRegion);
 
 impl Shared {
-    /// Opens (maps) the region `name`.
-    fn open(name: &Name) -> Self {
-        let mapping = Region::open(name, None, Access::ReadWrite)
-            .and_then(|region| region.map(&MapOptions::new()))
-            .expect("map the test region");
-        Self { mapping }
+    /// The parent's region: created with fresh events, removed on drop.
+    fn create(tag: &str) -> Self {
+        let region = SharedRegion::create(&format!("t-ev-{tag}"));
+        for offset in EVENT_OFFSETS {
+            let (ptr, len) = region.range_at(offset);
+            // SAFETY: inside the mapping, which outlives this call; no other process has the
+            // region open yet, and the bytes are used only through `Event` afterwards.
+            unsafe { Event::init_at(ptr, len) }.expect("event fits");
+        }
+        Self(region)
+    }
+
+    fn spawn(&self, role: &str, extra: &[(&str, String)]) -> ChildProcess {
+        spawn_on(&self.0, role, extra)
     }
 
     fn event(&self, index: usize) -> &Event {
-        let offset = EVENT_OFFSETS[index];
-        let ptr = NonNull::new(self.mapping.as_ptr().wrapping_add(offset)).expect("mapped");
+        let (ptr, len) = self.0.range_at(EVENT_OFFSETS[index]);
         // SAFETY: inside the mapping, which lives as long as `self`; the bytes hold an event (the
         // parent's `init_at`, before any child started) and are only accessed atomically.
-        unsafe { Event::open_at(ptr, self.mapping.len() - offset) }.expect("event fits")
+        unsafe { Event::open_at(ptr, len) }.expect("event fits")
     }
 
     fn counter(&self, index: usize) -> &AtomicU64 {
-        self.mapping.atomic_u64(COUNTER_OFFSETS[index]).expect("counter fits")
+        self.0.atomic_u64(COUNTER_OFFSETS[index])
     }
 
     /// Waits until counter `index` reaches `value`, on event `index`, with `strategy`.
@@ -74,35 +75,6 @@ impl Shared {
             assert!(start.elapsed() < HANG_GUARD, "nobody started waiting on event {index}");
             std::thread::sleep(Duration::from_millis(1));
         }
-    }
-}
-
-/// The parent's region: created with fresh events, removed on drop.
-struct TestRegion {
-    name: Name,
-    shared: Shared,
-    _guard: RegionGuard,
-}
-
-impl TestRegion {
-    fn new(tag: &str) -> Self {
-        let name = unique_name(&format!("t-ev-{tag}"));
-        let guard = RegionGuard(name);
-        RegionOptions::new().create(&name, 1).expect("create the test region");
-        let shared = Shared::open(&name);
-        for offset in EVENT_OFFSETS {
-            let ptr = NonNull::new(shared.mapping.as_ptr().wrapping_add(offset)).expect("mapped");
-            // SAFETY: inside the mapping, which outlives this call; no other process has the
-            // region open yet, and the bytes are used only through `Event` afterwards.
-            unsafe { Event::init_at(ptr, shared.mapping.len() - offset) }.expect("event fits");
-        }
-        Self { name, shared, _guard: guard }
-    }
-
-    fn spawn(&self, role: &str, extra: &[(&str, String)]) -> ChildProcess {
-        let mut env = vec![(NAME_ENV, self.name.as_str().to_owned())];
-        env.extend(extra.iter().cloned());
-        ChildProcess::spawn("child_process_entry", role, &env)
     }
 }
 
@@ -146,8 +118,7 @@ impl Strategy {
 #[test]
 fn child_process_entry() {
     let Some(role) = child_role() else { return };
-    let name = Name::new(&child_env(NAME_ENV)).expect("valid name");
-    let shared = Shared::open(&name);
+    let shared = Shared(SharedRegion::from_env());
     match role.as_str() {
         // Sleeps until the parent sets counter 0.
         "wait" => {
@@ -164,8 +135,7 @@ fn child_process_entry() {
         // Answers each ping (counter 0) with a pong (counter 1).
         "pong" => {
             let strategy = Strategy::parse(&child_env(STRATEGY_ENV));
-            let rounds: u64 = child_env(ROUNDS_ENV).parse().expect("rounds");
-            for round in 1..=rounds {
+            for round in 1..=rounds() {
                 shared.wait_for(strategy, 0, round);
                 shared.publish(1, round);
             }
@@ -177,59 +147,56 @@ fn child_process_entry() {
 
 #[test]
 fn a_child_asleep_is_woken_by_the_parent() {
-    let region = TestRegion::new("wait");
+    let region = Shared::create("wait");
     let mut child = region.spawn("wait", &[]);
     child.expect("waiting");
-    region.shared.until_waiters(0, 1);
-    region.shared.publish(0, 1);
+    region.until_waiters(0, 1);
+    region.publish(0, 1);
     child.expect("woke");
     child.finish();
-    let event = region.shared.event(0);
+    let event = region.event(0);
     assert_eq!((event.waiters(), event.wakeups()), (0, 1), "one notify, through the kernel");
 }
 
 #[test]
 fn a_parent_asleep_is_woken_by_a_child() {
-    let region = TestRegion::new("notify");
+    let region = Shared::create("notify");
     let mut child = region.spawn("notify", &[]);
-    region.shared.wait_for(Strategy::Event, 1, 1);
+    region.wait_for(Strategy::Event, 1, 1);
     child.expect("notified");
     child.finish();
-    assert_eq!(region.shared.event(1).waiters(), 0);
+    assert_eq!(region.event(1).waiters(), 0);
 }
 
 #[test]
 fn notify_all_wakes_sleepers_in_two_processes() {
-    let region = TestRegion::new("all");
+    let region = Shared::create("all");
     let mut children = [region.spawn("wait", &[]), region.spawn("wait", &[])];
     for child in &mut children {
         child.expect("waiting");
     }
-    region.shared.until_waiters(0, 2);
-    region.shared.counter(0).store(1, Ordering::Release);
-    region.shared.event(0).notify_all();
-    for mut child in children {
-        child.expect("woke");
-        child.finish();
-    }
-    let event = region.shared.event(0);
+    region.until_waiters(0, 2);
+    region.counter(0).store(1, Ordering::Release);
+    region.event(0).notify_all();
+    finish_all(children, "woke");
+    let event = region.event(0);
     assert_eq!((event.waiters(), event.wakeups()), (0, 1), "one notify woke both");
 }
 
 /// `rounds` ping-pongs with a child, both sides waiting with `strategy`; returns how many
 /// notifies went through the kernel.
 fn ping_pong(strategy: &str, rounds: u64) -> u32 {
-    let region = TestRegion::new(strategy);
+    let region = Shared::create(strategy);
     let mut child = region
         .spawn("pong", &[(STRATEGY_ENV, strategy.to_owned()), (ROUNDS_ENV, rounds.to_string())]);
     let waiting = Strategy::parse(strategy);
     for round in 1..=rounds {
-        region.shared.publish(0, round);
-        region.shared.wait_for(waiting, 1, round);
+        region.publish(0, round);
+        region.wait_for(waiting, 1, round);
     }
     child.expect("done");
     child.finish();
-    let (to_child, to_parent) = (region.shared.event(0), region.shared.event(1));
+    let (to_child, to_parent) = (region.event(0), region.event(1));
     assert_eq!((to_child.waiters(), to_parent.waiters()), (0, 0), "every waiter left");
     to_child.wakeups().wrapping_add(to_parent.wakeups())
 }
@@ -260,8 +227,8 @@ fn ping_pongs_with_busy_spin_finish() {
 
 #[test]
 fn a_wait_in_shared_memory_times_out() {
-    let region = TestRegion::new("timeout");
-    let event = region.shared.event(0);
+    let region = Shared::create("timeout");
+    let event = region.event(0);
     let timeout = Duration::from_millis(50);
     let start = Instant::now();
     assert!(!event.wait_until(|| false, Some(timeout)), "nothing made the condition true");
@@ -271,8 +238,8 @@ fn a_wait_in_shared_memory_times_out() {
 
 #[test]
 fn a_notify_with_nobody_waiting_makes_no_system_call() {
-    let region = TestRegion::new("nowaiter");
-    let event = region.shared.event(0);
+    let region = Shared::create("nowaiter");
+    let event = region.event(0);
     for _ in 0..1_000 {
         event.notify_one();
         event.notify_all();

@@ -2,20 +2,17 @@
 //! children (this test binary re-executed in a role) that lock it, count under it, or are killed
 //! with SIGKILL while holding it. No test asserts anything about time.
 
+mod common;
+
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
-use shmkit_name::Name;
-use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 use shmkit_sync::{Error, RobustMutex};
-use shmkit_testkit::{
-    ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name, wait_for_parent,
-};
+use shmkit_testkit::{ChildProcess, SharedRegion, child_role, tell_parent, wait_for_parent};
 
-const NAME_ENV: &str = "SHMKIT_TEST_NAME";
-const ROUNDS_ENV: &str = "SHMKIT_TEST_ROUNDS";
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+use common::{
+    OPEN_TIMEOUT, PlainWords, ROUNDS_ENV, ask, count_under, finish_all, spawn_on, start_together,
+};
 
 /// Offsets in the shared page: the mutex, then the data it protects, on a line of its own.
 const MUTEX: usize = 0;
@@ -24,83 +21,27 @@ const COUNTER: usize = 128;
 /// Two words a holder keeps equal; a holder killed between the two writes leaves them apart.
 const FIRST: usize = 136;
 const SECOND: usize = 144;
+const _: () = assert!(COUNTER >= MUTEX + RobustMutex::SIZE, "the data is beside the mutex");
 
-/// One page of shared memory holding a mutex and the words it protects.
-struct Shared {
-    mapping: Mapping,
+/// Initialises the mutex of `region` (again): nobody may use it meanwhile.
+fn init(region: &SharedRegion) -> &RobustMutex {
+    // SAFETY: the mapping lives as long as `region`; the callers initialise before any child
+    // starts or after every user has gone; the first 64 bytes are used only as the mutex.
+    unsafe { RobustMutex::init_at(region.ptr(), region.len()) }.expect("init the mutex")
 }
 
-impl Shared {
-    fn open(name: &Name) -> Self {
-        let mapping = Region::open(name, None, Access::ReadWrite)
-            .and_then(|region| region.map(&MapOptions::new()))
-            .expect("map the test region");
-        Self { mapping }
-    }
-
-    fn base(&self) -> NonNull<u8> {
-        NonNull::new(self.mapping.as_ptr()).expect("a mapping is never null")
-    }
-
-    /// Initialises the mutex (again): nobody may use it meanwhile.
-    fn init(&self) -> &RobustMutex {
-        // SAFETY: the mapping lives as long as `self`; the callers initialise before any child
-        // starts or after every user has gone; the first 64 bytes are used only as the mutex.
-        unsafe { RobustMutex::init_at(self.base(), self.mapping.len()) }.expect("init the mutex")
-    }
-
-    fn mutex(&self) -> &RobustMutex {
-        // SAFETY: as in `init`; the parent initialised the bytes before starting any child.
-        unsafe { RobustMutex::open_at(self.base(), self.mapping.len(), OPEN_TIMEOUT) }
-            .expect("open the mutex")
-    }
-
-    fn word(&self, offset: usize) -> *mut u64 {
-        assert!(offset + 8 <= self.mapping.len() && offset >= MUTEX + RobustMutex::SIZE);
-        self.mapping.as_ptr().wrapping_add(offset).cast()
-    }
-
-    /// A plain read of a protected word (the caller holds the lock, or no one else runs).
-    fn read(&self, offset: usize) -> u64 {
-        // SAFETY: inside the mapping, 8-aligned; the lock keeps other writers out.
-        unsafe { self.word(offset).read_volatile() }
-    }
-
-    fn write(&self, offset: usize, value: u64) {
-        // SAFETY: as in `read`.
-        unsafe { self.word(offset).write_volatile(value) }
-    }
+/// Opens the mutex of `region`.
+fn open(region: &SharedRegion) -> &RobustMutex {
+    // SAFETY: as in `init`; the parent initialised the bytes before starting any child.
+    unsafe { RobustMutex::open_at(region.ptr(), region.len(), OPEN_TIMEOUT) }
+        .expect("open the mutex")
 }
 
-/// The parent's region, created with a fresh mutex and removed on drop.
-struct TestRegion {
-    name: Name,
-    shared: Shared,
-    _guard: RegionGuard,
-}
-
-impl TestRegion {
-    fn new(tag: &str) -> Self {
-        let name = unique_name(&format!("t-mx-{tag}"));
-        let guard = RegionGuard(name);
-        RegionOptions::new().create(&name, 1).expect("create the test region");
-        let shared = Shared::open(&name);
-        shared.init();
-        Self { name, shared, _guard: guard }
-    }
-
-    fn spawn(&self, role: &str, extra: &[(&str, String)]) -> ChildProcess {
-        let mut env = vec![(NAME_ENV, self.name.as_str().to_owned())];
-        env.extend(extra.iter().cloned());
-        ChildProcess::spawn("child_process_entry", role, &env)
-    }
-}
-
-/// `kill -9` the child, then reap it.
-fn kill_and_reap(child: ChildProcess) {
-    let pid = Pid::from_raw(child.pid().cast_signed()).expect("a child pid is positive");
-    rustix::process::kill_process(pid, Signal::KILL).expect("kill -9 the child");
-    drop(child);
+/// The parent's region, with a fresh mutex; removed on drop.
+fn test_region(tag: &str) -> SharedRegion {
+    let region = SharedRegion::create(&format!("t-mx-{tag}"));
+    init(&region);
+    region
 }
 
 /// What a lock attempt found, as a child reports it.
@@ -117,8 +58,8 @@ fn outcome(mutex: &RobustMutex) -> String {
 #[test]
 fn child_process_entry() {
     let Some(role) = child_role() else { return };
-    let shared = Shared::open(&Name::new(&child_env(NAME_ENV)).expect("valid name"));
-    let mutex = shared.mutex();
+    let shared = SharedRegion::from_env();
+    let mutex = open(&shared);
     match role.as_str() {
         // Locks, writes the first of two words that must match, and waits to be killed.
         "die-holding" => {
@@ -139,28 +80,21 @@ fn child_process_entry() {
         }
         "report" => tell_parent(&format!("lock {}", outcome(mutex))),
         // Increments the plain counter under the lock, from the parent's "go".
-        "count" => {
-            let rounds: u64 = child_env(ROUNDS_ENV).parse().expect("rounds");
-            tell_parent("ready");
-            wait_for_parent();
-            for _ in 0..rounds {
-                let guard = mutex.lock().expect("lock");
-                assert!(!guard.owner_died());
-                shared.write(COUNTER, shared.read(COUNTER) + 1);
-                drop(guard);
-            }
-            tell_parent("counted");
-        }
+        "count" => count_under(&shared, COUNTER, || {
+            let guard = mutex.lock().expect("lock");
+            assert!(!guard.owner_died());
+            guard
+        }),
         other => panic!("unknown child role {other}"),
     }
 }
 
 #[test]
 fn a_killed_holder_leaves_owner_died_and_a_repaired_mutex_works_again() {
-    let region = TestRegion::new("repair");
-    let shared = &region.shared;
-    let mutex = shared.mutex();
-    let mut child = region.spawn("die-holding", &[]);
+    let region = test_region("repair");
+    let shared = &region;
+    let mutex = open(shared);
+    let mut child = spawn_on(shared, "die-holding", &[]);
     child.expect("locked");
 
     std::thread::scope(|scope| {
@@ -175,7 +109,7 @@ fn a_killed_holder_leaves_owner_died_and_a_repaired_mutex_works_again() {
             guard.mark_consistent().expect("mark consistent");
             assert!(!guard.owner_died());
         });
-        kill_and_reap(child);
+        child.kill_and_reap();
         waiter.join().expect("the waiter thread");
     });
 
@@ -184,20 +118,18 @@ fn a_killed_holder_leaves_owner_died_and_a_repaired_mutex_works_again() {
     assert!(!guard.owner_died());
     assert_eq!((shared.read(FIRST), shared.read(SECOND)), (1, 1));
     drop(guard);
-    let mut reporter = region.spawn("report", &[]);
-    assert_eq!(reporter.expect("lock"), "normal");
-    reporter.finish();
+    assert_eq!(ask(shared, "report", "lock"), "normal");
     let guard = mutex.try_lock().expect("try_lock").expect("free");
     assert!(!guard.owner_died());
 }
 
 #[test]
 fn an_unrepaired_mutex_is_not_recoverable_for_everyone_until_initialised_again() {
-    let region = TestRegion::new("unrepaired");
-    let mutex = region.shared.mutex();
-    let mut child = region.spawn("die-holding", &[]);
+    let region = test_region("unrepaired");
+    let mutex = open(&region);
+    let mut child = spawn_on(&region, "die-holding", &[]);
     child.expect("locked");
-    kill_and_reap(child);
+    child.kill_and_reap();
 
     let guard = mutex.lock().expect("lock");
     assert!(guard.owner_died());
@@ -224,46 +156,34 @@ fn an_unrepaired_mutex_is_not_recoverable_for_everyone_until_initialised_again()
     });
     let message = mutex.lock().expect_err("not recoverable").to_string();
     assert!(message.contains("re-initialise"), "the error says what to do: {message}");
-    let mut reporter = region.spawn("report", &[]);
-    assert_eq!(reporter.expect("lock"), "not-recoverable");
-    reporter.finish();
+    assert_eq!(ask(&region, "report", "lock"), "not-recoverable");
 
     // Nobody uses it now: initialising the bytes again brings it back, for every process.
-    let mutex = region.shared.init();
+    let mutex = init(&region);
     assert!(!mutex.lock().expect("lock").owner_died());
-    let mut reporter = region.spawn("report", &[]);
-    assert_eq!(reporter.expect("lock"), "normal");
-    reporter.finish();
+    assert_eq!(ask(&region, "report", "lock"), "normal");
 }
 
 #[test]
 fn four_processes_counting_under_the_lock_lose_no_increment() {
     const CHILDREN: usize = 4;
     const ROUNDS: u64 = 100_000;
-    let region = TestRegion::new("count");
+    let region = test_region("count");
     let rounds = [(ROUNDS_ENV, ROUNDS.to_string())];
     let mut children: Vec<ChildProcess> =
-        (0..CHILDREN).map(|_| region.spawn("count", &rounds)).collect();
-    for child in &mut children {
-        child.expect("ready");
-    }
-    for child in &mut children {
-        child.send("go");
-    }
-    for mut child in children {
-        child.expect("counted");
-        child.finish();
-    }
-    let guard = region.shared.mutex().lock().expect("lock");
-    assert_eq!(region.shared.read(COUNTER), CHILDREN as u64 * ROUNDS);
+        (0..CHILDREN).map(|_| spawn_on(&region, "count", &rounds)).collect();
+    start_together(&mut children);
+    finish_all(children, "counted");
+    let guard = open(&region).lock().expect("lock");
+    assert_eq!(region.read(COUNTER), CHILDREN as u64 * ROUNDS);
     drop(guard);
 }
 
 #[test]
 fn try_lock_would_block_and_lock_timeout_times_out_while_another_process_holds_it() {
-    let region = TestRegion::new("busy");
-    let mutex = region.shared.mutex();
-    let mut child = region.spawn("hold", &[]);
+    let region = test_region("busy");
+    let mutex = open(&region);
+    let mut child = spawn_on(&region, "hold", &[]);
     child.expect("locked");
 
     assert!(mutex.try_lock().expect("try_lock").is_none(), "would block");

@@ -5,24 +5,17 @@
 //! A wait that must end runs on a helper thread with a 60 s guard, so a hang fails the test
 //! instead of stalling it. No test asserts anything else about time.
 
+mod common;
+
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal};
-use shmkit_name::Name;
-use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 use shmkit_sync::{Error, RwLock};
-use shmkit_testkit::{
-    ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name, wait_for_parent,
-};
+use shmkit_testkit::{ChildProcess, SharedRegion, child_role, tell_parent, wait_for_parent};
 
-const NAME_ENV: &str = "SHMKIT_TEST_NAME";
-const ROUNDS_ENV: &str = "SHMKIT_TEST_ROUNDS";
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Far beyond any wait that should end; only a hang reaches it.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+use common::{HANG_GUARD, OPEN_TIMEOUT, PlainWords, ROUNDS_ENV, ask, finish_all, rounds, spawn_on};
 
 /// Offsets in the shared page: the lock, then two words every writer keeps equal (a writer
 /// killed between the two writes leaves them apart), then atomics the test itself uses.
@@ -30,107 +23,31 @@ const LOCK: usize = 0;
 const FIRST: usize = 1024;
 const SECOND: usize = 1032;
 const STOP: usize = 1088;
+const _: () = assert!(FIRST >= LOCK + RwLock::SIZE, "the data is beside the lock");
 
-struct Shared {
-    mapping: Mapping,
+/// Initialises the lock of `region` (again): nobody may use it meanwhile.
+fn init(region: &SharedRegion) -> &RwLock {
+    // SAFETY: the mapping lives as long as `region`; the callers initialise before any child
+    // starts or after every user has gone; the first bytes are used only as the lock.
+    unsafe { RwLock::init_at(region.ptr(), region.len()) }.expect("init the lock")
 }
 
-impl Shared {
-    fn open(name: &Name) -> Self {
-        let mapping = Region::open(name, None, Access::ReadWrite)
-            .and_then(|region| region.map(&MapOptions::new()))
-            .expect("map the test region");
-        Self { mapping }
-    }
-
-    fn base(&self) -> NonNull<u8> {
-        NonNull::new(self.mapping.as_ptr()).expect("a mapping is never null")
-    }
-
-    /// Initialises the lock (again): nobody may use it meanwhile.
-    fn init(&self) -> &RwLock {
-        // SAFETY: the mapping lives as long as `self`; the callers initialise before any child
-        // starts or after every user has gone; the first bytes are used only as the lock.
-        unsafe { RwLock::init_at(self.base(), self.mapping.len()) }.expect("init the lock")
-    }
-
-    fn lock(&self) -> &RwLock {
-        // SAFETY: as in `init`; the parent initialised the bytes before starting any child.
-        unsafe { RwLock::open_at(self.base(), self.mapping.len(), OPEN_TIMEOUT) }
-            .expect("open the lock")
-    }
-
-    fn word(&self, offset: usize) -> *mut u64 {
-        assert!(offset >= LOCK + RwLock::SIZE && offset + 8 <= self.mapping.len());
-        self.mapping.as_ptr().wrapping_add(offset).cast()
-    }
-
-    /// A plain read of a protected word (the caller holds the lock, or no one else runs).
-    fn read(&self, offset: usize) -> u64 {
-        // SAFETY: inside the mapping, 8-aligned; the lock keeps writers out.
-        unsafe { self.word(offset).read_volatile() }
-    }
-
-    fn write(&self, offset: usize, value: u64) {
-        // SAFETY: as in `read`; the caller holds the write lock.
-        unsafe { self.word(offset).write_volatile(value) }
-    }
-
-    fn stop(&self) -> &AtomicU64 {
-        self.mapping.atomic_u64(STOP).expect("stop flag fits")
-    }
+/// Opens the lock of `region`.
+fn open(region: &SharedRegion) -> &RwLock {
+    // SAFETY: as in `init`; the parent initialised the bytes before starting any child.
+    unsafe { RwLock::open_at(region.ptr(), region.len(), OPEN_TIMEOUT) }.expect("open the lock")
 }
 
-/// The parent's region, created with a fresh lock and removed on drop.
-struct TestRegion {
-    name: Name,
-    shared: Shared,
-    _guard: RegionGuard,
+/// The flag that tells reading children to stop.
+fn stop(region: &SharedRegion) -> &AtomicU64 {
+    region.atomic_u64(STOP)
 }
 
-impl TestRegion {
-    fn new(tag: &str) -> Self {
-        let name = unique_name(&format!("t-rw-{tag}"));
-        let guard = RegionGuard(name);
-        RegionOptions::new().create(&name, 1).expect("create the test region");
-        let shared = Shared::open(&name);
-        shared.init();
-        Self { name, shared, _guard: guard }
-    }
-
-    fn spawn(&self, role: &str, extra: &[(&str, String)]) -> ChildProcess {
-        let mut env = vec![(NAME_ENV, self.name.as_str().to_owned())];
-        env.extend(extra.iter().cloned());
-        ChildProcess::spawn("child_process_entry", role, &env)
-    }
-
-    /// Runs `work` on the lock from a thread of its own (with its own mapping), failing the test
-    /// if it does not finish within the hang guard.
-    fn bounded<T: Send + 'static>(
-        &self,
-        what: &str,
-        work: impl FnOnce(&Shared, &RwLock) -> T + Send + 'static,
-    ) -> T {
-        let name = self.name;
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let shared = Shared::open(&name);
-            let _ = sender.send(work(&shared, shared.lock()));
-        });
-        receiver.recv_timeout(HANG_GUARD).unwrap_or_else(|_| panic!("{what} hung"))
-    }
-}
-
-/// `kill -9` the child (it stays a zombie until dropped).
-fn kill(child: &ChildProcess) {
-    let pid = Pid::from_raw(child.pid().cast_signed()).expect("a child pid is positive");
-    rustix::process::kill_process(pid, Signal::KILL).expect("kill -9 the child");
-}
-
-/// `kill -9` the child, then reap it.
-fn kill_and_reap(child: ChildProcess) {
-    kill(&child);
-    drop(child);
+/// The parent's region, with a fresh lock; removed on drop.
+fn test_region(tag: &str) -> SharedRegion {
+    let region = SharedRegion::create(&format!("t-rw-{tag}"));
+    init(&region);
+    region
 }
 
 /// Until `try_read` would block: a writer has announced itself.
@@ -143,7 +60,7 @@ fn until_a_writer_waits(lock: &RwLock) {
 }
 
 /// What a read found, as a child reports it.
-fn read_outcome(shared: &Shared, lock: &RwLock) -> String {
+fn read_outcome(shared: &SharedRegion, lock: &RwLock) -> String {
     match lock.read() {
         Ok(_guard) if shared.read(FIRST) == shared.read(SECOND) => "normal".to_owned(),
         Ok(_guard) => "inconsistent data".to_owned(),
@@ -157,9 +74,8 @@ fn read_outcome(shared: &Shared, lock: &RwLock) -> String {
 #[test]
 fn child_process_entry() {
     let Some(role) = child_role() else { return };
-    let shared = Shared::open(&Name::new(&child_env(NAME_ENV)).expect("valid name"));
-    let lock = shared.lock();
-    let rounds = || -> u64 { child_env(ROUNDS_ENV).parse().expect("rounds") };
+    let shared = SharedRegion::from_env();
+    let lock = open(&shared);
     match role.as_str() {
         "die-reading" => {
             let _guard = lock.read().expect("read");
@@ -209,7 +125,7 @@ fn child_process_entry() {
             tell_parent("ready");
             wait_for_parent();
             let (mut reads, mut torn) = (0_u64, 0_u64);
-            while shared.stop().load(Ordering::Acquire) == 0 {
+            while stop(&shared).load(Ordering::Acquire) == 0 {
                 let guard = lock.read().expect("read");
                 let first = shared.read(FIRST);
                 std::thread::yield_now();
@@ -222,7 +138,7 @@ fn child_process_entry() {
         // Holds read locks back to back, 2 ms each, until told to stop.
         "stream-reader" => {
             let mut first = true;
-            while shared.stop().load(Ordering::Acquire) == 0 {
+            while stop(&shared).load(Ordering::Acquire) == 0 {
                 let guard = lock.read().expect("read");
                 if first {
                     tell_parent("streaming");
@@ -240,9 +156,9 @@ fn child_process_entry() {
 #[test]
 fn a_writer_excludes_readers_of_other_processes() {
     const ROUNDS: u64 = 3_000;
-    let region = TestRegion::new("exclusion");
-    let mut writer = region.spawn("writer", &[(ROUNDS_ENV, ROUNDS.to_string())]);
-    let mut readers: Vec<ChildProcess> = (0..2).map(|_| region.spawn("reader", &[])).collect();
+    let region = test_region("exclusion");
+    let mut writer = spawn_on(&region, "writer", &[(ROUNDS_ENV, ROUNDS.to_string())]);
+    let mut readers: Vec<ChildProcess> = (0..2).map(|_| spawn_on(&region, "reader", &[])).collect();
     writer.expect("ready");
     for reader in &mut readers {
         reader.expect("ready");
@@ -252,16 +168,16 @@ fn a_writer_excludes_readers_of_other_processes() {
     }
     writer.send("go");
     // This process reads too, while the others run.
-    let lock = region.shared.lock();
+    let lock = open(&region);
     let mut torn_here = 0;
     for _ in 0..2_000 {
         let guard = lock.read().expect("read");
-        torn_here += u64::from(region.shared.read(FIRST) != region.shared.read(SECOND));
+        torn_here += u64::from(region.read(FIRST) != region.read(SECOND));
         drop(guard);
     }
     writer.expect("wrote");
     writer.finish();
-    region.shared.stop().store(1, Ordering::Release);
+    stop(&region).store(1, Ordering::Release);
     for mut reader in readers {
         let report = reader.expect("read");
         assert!(report.ends_with("torn 0"), "a reader saw a half-done write: {report}");
@@ -269,15 +185,15 @@ fn a_writer_excludes_readers_of_other_processes() {
     }
     assert_eq!(torn_here, 0);
     let _guard = lock.read().expect("read");
-    assert_eq!((region.shared.read(FIRST), region.shared.read(SECOND)), (ROUNDS, ROUNDS));
+    assert_eq!((region.read(FIRST), region.read(SECOND)), (ROUNDS, ROUNDS));
 }
 
 #[test]
 fn a_waiting_writer_keeps_new_readers_out() {
-    let region = TestRegion::new("prefer");
-    let lock = region.shared.lock();
+    let region = test_region("prefer");
+    let lock = open(&region);
     let held = lock.read().expect("read");
-    let mut writer = region.spawn("write-once", &[]);
+    let mut writer = spawn_on(&region, "write-once", &[]);
     // The writer blocks behind `held`; once it has announced itself, a new reader must wait
     // even though only readers hold the lock (a reader-preferring lock would let it in).
     until_a_writer_waits(lock);
@@ -287,18 +203,18 @@ fn a_waiting_writer_keeps_new_readers_out() {
     writer.expect("wrote");
     writer.finish();
     let _guard = lock.read().expect("read");
-    assert_eq!((region.shared.read(FIRST), region.shared.read(SECOND)), (1, 1));
+    assert_eq!((region.read(FIRST), region.read(SECOND)), (1, 1));
 }
 
 #[test]
 fn a_stream_of_overlapping_readers_does_not_starve_a_writer() {
-    let region = TestRegion::new("stream");
+    let region = test_region("stream");
     let mut readers: Vec<ChildProcess> =
-        (0..3).map(|_| region.spawn("stream-reader", &[])).collect();
+        (0..3).map(|_| spawn_on(&region, "stream-reader", &[])).collect();
     for reader in &mut readers {
         reader.expect("streaming");
     }
-    let wrote = region.bounded("a write among streaming readers", |shared, lock| {
+    let wrote = bounded(&region, "a write among streaming readers", |shared, lock| {
         let guard = lock.write().expect("write");
         shared.write(FIRST, 7);
         shared.write(SECOND, 7);
@@ -306,24 +222,21 @@ fn a_stream_of_overlapping_readers_does_not_starve_a_writer() {
         true
     });
     assert!(wrote);
-    region.shared.stop().store(1, Ordering::Release);
-    for mut reader in readers {
-        reader.expect("stopped");
-        reader.finish();
-    }
+    stop(&region).store(1, Ordering::Release);
+    finish_all(readers, "stopped");
 }
 
 #[test]
 fn a_killed_reader_does_not_keep_a_writer_out() {
-    let region = TestRegion::new("dead-reader");
-    let lock = region.shared.lock();
-    let mut child = region.spawn("die-reading", &[]);
+    let region = test_region("dead-reader");
+    let lock = open(&region);
+    let mut child = spawn_on(&region, "die-reading", &[]);
     child.expect("reading");
     assert!(lock.try_write().expect("try_write").is_none(), "a live reader holds it");
 
     // Killed but not reaped: a zombie, which `kill(pid, 0)` still finds.
-    kill(&child);
-    let owner_died = region.bounded("a write after a reader died", |_, lock| {
+    child.kill();
+    let owner_died = bounded(&region, "a write after a reader died", |_, lock| {
         lock.write().expect("write").owner_died()
     });
     assert!(!owner_died, "a dead reader changed nothing");
@@ -334,19 +247,19 @@ fn a_killed_reader_does_not_keep_a_writer_out() {
 
 #[test]
 fn a_writer_killed_while_writing_is_reported_and_repaired() {
-    let region = TestRegion::new("dead-writer");
-    let shared = &region.shared;
-    let lock = shared.lock();
-    let mut child = region.spawn("die-writing", &[]);
+    let region = test_region("dead-writer");
+    let shared = &region;
+    let lock = open(shared);
+    let mut child = spawn_on(&region, "die-writing", &[]);
     child.expect("writing");
     let child_pid = child.pid();
 
     // A reader already waiting when the writer dies must not wait forever.
-    let waiting_reader = region.bounded_start(|_, lock| match lock.read() {
+    let waiting_reader = bounded_start(&region, |_, lock| match lock.read() {
         Err(Error::OwnerDied { pid, .. }) => pid,
         other => panic!("expected OwnerDied, got {other:?}"),
     });
-    kill_and_reap(child);
+    child.kill_and_reap();
     assert_eq!(waiting_reader.finish("a reader waiting for a dead writer"), child_pid);
 
     for _ in 0..2 {
@@ -355,9 +268,7 @@ fn a_writer_killed_while_writing_is_reported_and_repaired() {
     }
     let message = lock.read().expect_err("owner died").to_string();
     assert!(message.contains("mark_consistent"), "the error says what to do: {message}");
-    let mut reporter = region.spawn("report-read", &[]);
-    assert_eq!(reporter.expect("read"), format!("owner-died {child_pid}"));
-    reporter.finish();
+    assert_eq!(ask(&region, "report-read", "read"), format!("owner-died {child_pid}"));
 
     let mut guard = lock.write().expect("write");
     assert!(guard.owner_died());
@@ -370,18 +281,16 @@ fn a_writer_killed_while_writing_is_reported_and_repaired() {
     assert_eq!((shared.read(FIRST), shared.read(SECOND)), (1, 1));
     drop(guard);
     assert!(!lock.write().expect("write").owner_died());
-    let mut reporter = region.spawn("report-read", &[]);
-    assert_eq!(reporter.expect("read"), "normal");
-    reporter.finish();
+    assert_eq!(ask(&region, "report-read", "read"), "normal");
 }
 
 #[test]
 fn an_unrepaired_lock_is_not_recoverable_until_initialised_again() {
-    let region = TestRegion::new("unrepaired");
-    let lock = region.shared.lock();
-    let mut child = region.spawn("die-writing", &[]);
+    let region = test_region("unrepaired");
+    let lock = open(&region);
+    let mut child = spawn_on(&region, "die-writing", &[]);
     child.expect("writing");
-    kill_and_reap(child);
+    child.kill_and_reap();
 
     let guard = lock.write().expect("write");
     assert!(guard.owner_died());
@@ -391,39 +300,33 @@ fn an_unrepaired_lock_is_not_recoverable_until_initialised_again() {
     assert!(matches!(lock.try_read(), Err(Error::NotRecoverable { .. })));
     assert!(matches!(lock.write(), Err(Error::NotRecoverable { .. })));
     assert!(matches!(lock.try_write(), Err(Error::NotRecoverable { .. })));
-    let mut reporter = region.spawn("report-read", &[]);
-    assert_eq!(reporter.expect("read"), "not-recoverable");
-    reporter.finish();
+    assert_eq!(ask(&region, "report-read", "read"), "not-recoverable");
 
-    region.shared.write(SECOND, region.shared.read(FIRST));
-    let lock = region.shared.init();
+    region.write(SECOND, region.read(FIRST));
+    let lock = init(&region);
     assert!(!lock.write().expect("write").owner_died());
-    let mut reporter = region.spawn("report-read", &[]);
-    assert_eq!(reporter.expect("read"), "normal");
-    reporter.finish();
+    assert_eq!(ask(&region, "report-read", "read"), "normal");
 }
 
 #[test]
 fn a_writer_killed_while_waiting_for_readers_leaves_nothing_to_repair() {
-    let region = TestRegion::new("dead-intent");
-    let lock = region.shared.lock();
+    let region = test_region("dead-intent");
+    let lock = open(&region);
     let held = lock.read().expect("read");
-    let mut child = region.spawn("die-waiting-to-write", &[]);
+    let mut child = spawn_on(&region, "die-waiting-to-write", &[]);
     child.expect("writing soon");
     until_a_writer_waits(lock);
-    kill_and_reap(child);
+    child.kill_and_reap();
     drop(held);
 
     // Readers find the dead writer's intent and clear it.
-    let read = region.bounded("a read after a waiting writer died", |shared, lock| {
+    let read = bounded(&region, "a read after a waiting writer died", |shared, lock| {
         let _guard = lock.read().expect("read");
         (shared.read(FIRST), shared.read(SECOND))
     });
     assert_eq!(read, (0, 0));
     assert!(!lock.write().expect("write").owner_died(), "the dead writer never wrote");
-    let mut reporter = region.spawn("report-read", &[]);
-    assert_eq!(reporter.expect("read"), "normal");
-    reporter.finish();
+    assert_eq!(ask(&region, "report-read", "read"), "normal");
 }
 
 #[test]
@@ -503,7 +406,17 @@ fn placement_and_header_are_checked() {
     );
 }
 
-/// A piece of work started on a thread of its own by [`TestRegion::bounded_start`].
+/// Runs `work` on the lock of `region` from a thread of its own (with its own mapping), failing
+/// the test if it does not finish within the hang guard.
+fn bounded<T: Send + 'static>(
+    region: &SharedRegion,
+    what: &str,
+    work: impl FnOnce(&SharedRegion, &RwLock) -> T + Send + 'static,
+) -> T {
+    bounded_start(region, work).finish(what)
+}
+
+/// A piece of work started on a thread of its own by [`bounded_start`].
 struct Started<T> {
     receiver: mpsc::Receiver<T>,
 }
@@ -514,18 +427,16 @@ impl<T> Started<T> {
     }
 }
 
-impl TestRegion {
-    /// As [`TestRegion::bounded`], but returns at once; [`Started::finish`] waits for the result.
-    fn bounded_start<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&Shared, &RwLock) -> T + Send + 'static,
-    ) -> Started<T> {
-        let name = self.name;
-        let (sender, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            let shared = Shared::open(&name);
-            let _ = sender.send(work(&shared, shared.lock()));
-        });
-        Started { receiver }
-    }
+/// As [`bounded`], but returns at once; [`Started::finish`] waits for the result.
+fn bounded_start<T: Send + 'static>(
+    region: &SharedRegion,
+    work: impl FnOnce(&SharedRegion, &RwLock) -> T + Send + 'static,
+) -> Started<T> {
+    let name = *region.name();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let shared = SharedRegion::open(&name);
+        let _ = sender.send(work(&shared, open(&shared)));
+    });
+    Started { receiver }
 }

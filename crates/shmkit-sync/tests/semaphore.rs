@@ -3,23 +3,24 @@
 //! SIGKILL while holding it. Every set a test makes is removed when the test ends, checked
 //! against `/proc/sysvipc/sem` (what `ipcs -s` reads). No test asserts anything about time.
 
-use std::ptr::NonNull;
+mod common;
+
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
-use shmkit_name::Name;
-use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 use shmkit_sync::{Error, SemLock};
 use shmkit_testkit::{
-    ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name, wait_for_parent,
+    ChildProcess, SharedRegion, child_env, child_role, tell_parent, wait_for_parent,
+};
+
+use common::{
+    OPEN_TIMEOUT, PlainWords, ROUNDS_ENV, count_under, finish_all, spawn, start_together,
 };
 
 const ID_ENV: &str = "SHMKIT_TEST_SEM_ID";
 const KEY_ENV: &str = "SHMKIT_TEST_SEM_KEY";
-const NAME_ENV: &str = "SHMKIT_TEST_NAME";
-const ROUNDS_ENV: &str = "SHMKIT_TEST_ROUNDS";
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The offset of the plain counter the "count" children increment under the lock.
+const COUNTER_WORD: usize = 0;
 
 /// Whether the kernel still has semaphore set `id` (`/proc/sysvipc/sem`, as `ipcs -s` shows).
 fn sem_exists(id: i32) -> bool {
@@ -41,46 +42,6 @@ impl Drop for RawSet {
     fn drop(&mut self) {
         // SAFETY: IPC_RMID reads no memory of ours.
         unsafe { libc::semctl(self.0, 0, libc::IPC_RMID) };
-    }
-}
-
-/// `kill -9` the child, then reap it.
-fn kill_and_reap(child: ChildProcess) {
-    let pid = Pid::from_raw(child.pid().cast_signed()).expect("a child pid is positive");
-    rustix::process::kill_process(pid, Signal::KILL).expect("kill -9 the child");
-    drop(child);
-}
-
-fn spawn(role: &str, env: &[(&str, String)]) -> ChildProcess {
-    ChildProcess::spawn("child_process_entry", role, env)
-}
-
-/// A page of shared memory with a plain counter at offset 0.
-struct Counter {
-    mapping: Mapping,
-}
-
-impl Counter {
-    fn open(name: &Name) -> Self {
-        let mapping = Region::open(name, None, Access::ReadWrite)
-            .and_then(|region| region.map(&MapOptions::new()))
-            .expect("map the test region");
-        Self { mapping }
-    }
-
-    fn cell(&self) -> *mut u64 {
-        NonNull::new(self.mapping.as_ptr()).expect("mapped").cast().as_ptr()
-    }
-
-    /// A plain read (the caller holds the lock, or no one else runs).
-    fn get(&self) -> u64 {
-        // SAFETY: inside the mapping, aligned; the lock keeps other writers out.
-        unsafe { self.cell().read_volatile() }
-    }
-
-    fn increment(&self) {
-        // SAFETY: as in `get`.
-        unsafe { self.cell().write_volatile(self.get() + 1) }
     }
 }
 
@@ -116,16 +77,7 @@ fn child_process_entry() {
         }
         "count" => {
             let lock = open();
-            let counter = Counter::open(&Name::new(&child_env(NAME_ENV)).expect("valid name"));
-            let rounds: u64 = child_env(ROUNDS_ENV).parse().expect("rounds");
-            tell_parent("ready");
-            wait_for_parent();
-            for _ in 0..rounds {
-                let guard = lock.lock().expect("lock");
-                counter.increment();
-                drop(guard);
-            }
-            tell_parent("counted");
+            count_under(&SharedRegion::from_env(), COUNTER_WORD, || lock.lock().expect("lock"));
         }
         other => panic!("unknown child role {other}"),
     }
@@ -139,7 +91,7 @@ fn the_kernel_releases_the_lock_of_a_killed_holder() {
     child.expect("locked");
     assert!(lock.try_lock().expect("try_lock").is_none(), "the child holds it");
 
-    kill_and_reap(child);
+    child.kill_and_reap();
     // SEM_UNDO: the kernel gave the child's -1 back when it died.
     let guard = lock.lock_timeout(OPEN_TIMEOUT).expect("free again");
     drop(guard);
@@ -152,29 +104,14 @@ fn the_kernel_releases_the_lock_of_a_killed_holder() {
 fn four_processes_counting_under_the_lock_lose_no_increment() {
     const CHILDREN: usize = 4;
     const ROUNDS: u64 = 20_000;
-    let name = unique_name("t-sem-count");
-    let _region = RegionGuard(name);
-    RegionOptions::new().create(&name, 1).expect("create the test region");
-    let counter = Counter::open(&name);
+    let region = SharedRegion::create("t-sem-count");
     let lock = SemLock::create_private().expect("create");
-    let env = [
-        (ID_ENV, lock.id().to_string()),
-        (NAME_ENV, name.as_str().to_owned()),
-        (ROUNDS_ENV, ROUNDS.to_string()),
-    ];
+    let env = [(ID_ENV, lock.id().to_string()), region.env(), (ROUNDS_ENV, ROUNDS.to_string())];
     let mut children: Vec<ChildProcess> = (0..CHILDREN).map(|_| spawn("count", &env)).collect();
-    for child in &mut children {
-        child.expect("ready");
-    }
-    for child in &mut children {
-        child.send("go");
-    }
-    for mut child in children {
-        child.expect("counted");
-        child.finish();
-    }
+    start_together(&mut children);
+    finish_all(children, "counted");
     let _guard = lock.lock().expect("lock");
-    assert_eq!(counter.get(), CHILDREN as u64 * ROUNDS);
+    assert_eq!(region.read(COUNTER_WORD), CHILDREN as u64 * ROUNDS);
 }
 
 #[test]

@@ -40,7 +40,8 @@ use core::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::futex::{Futex, Wake};
-use crate::mutex::{MutexGuard, PUBLISHED, RobustMutex, UNPUBLISHED, place, wait_published};
+use crate::mutex::{MutexGuard, RobustMutex};
+use crate::placement::{self, Header, Placed};
 use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 
 const WHAT: &str = "rwlock";
@@ -118,9 +119,8 @@ const SLOT_POLL: Duration = Duration::from_millis(1);
 /// ```
 #[repr(C, align(128))]
 pub struct RwLock {
-    magic: AtomicU32,
-    version: AtomicU32,
-    state: Futex,
+    /// Magic, version and publication state (offsets 0, 4 and 8).
+    header: Header,
     /// `size_of::<RwLock>()` of the initialiser.
     size: AtomicU32,
     /// [`READER_SLOTS`] of the initialiser.
@@ -145,12 +145,14 @@ pub struct RwLock {
 
 static_assertions::assert_eq_size!(RwLock, [u8; 768]);
 static_assertions::const_assert_eq!(align_of::<RwLock>(), 128);
+static_assertions::const_assert_eq!(offset_of!(RwLock, header), 0);
+static_assertions::const_assert_eq!(offset_of!(RwLock, size), 12);
 static_assertions::const_assert_eq!(offset_of!(RwLock, writer), 40);
 static_assertions::const_assert_eq!(offset_of!(RwLock, writers), 128);
 static_assertions::const_assert_eq!(offset_of!(RwLock, readers), 256);
 
-// SAFETY: every field is an atomic, a futex word, a `RobustMutex` (Sync), or padding never
-// accessed.
+// SAFETY: every field is an atomic, a futex word, a header of atomics, a `RobustMutex` (Sync),
+// or padding never accessed.
 unsafe impl Sync for RwLock {}
 
 impl RwLock {
@@ -175,11 +177,8 @@ impl RwLock {
     /// - For `'a`, the bytes are used only as this lock (through the returned reference or
     ///   another process's [`RwLock::open_at`]), never through other Rust references.
     pub unsafe fn init_at<'a>(ptr: NonNull<u8>, len: usize) -> Result<&'a Self> {
-        // SAFETY: the caller's first and third points are `place`'s preconditions.
-        let lock: &'a Self = unsafe { place(ptr, len, WHAT) }?;
-        // SAFETY: the caller's second point: nobody uses these bytes as a lock while we do.
-        unsafe { lock.initialise() }?;
-        Ok(lock)
+        // SAFETY: the caller's three points include `placement::init_at`'s.
+        unsafe { placement::init_at(ptr, len) }
     }
 
     /// Opens the lock another process initialised at the same bytes, waiting up to `timeout`
@@ -197,20 +196,14 @@ impl RwLock {
     /// - The processes that share the bytes trust one another not to write garbage over the
     ///   embedded robust mutex (see [`RobustMutex::open_at`]).
     pub unsafe fn open_at<'a>(ptr: NonNull<u8>, len: usize, timeout: Duration) -> Result<&'a Self> {
-        // SAFETY: the caller's first two points are `place`'s preconditions.
-        let lock: &'a Self = unsafe { place(ptr, len, WHAT) }?;
-        wait_published(&lock.state, timeout, WHAT)?;
-        lock.validate()?;
-        Ok(lock)
+        // SAFETY: the caller's first two points are `placement::open_at`'s preconditions.
+        unsafe { placement::open_at(ptr, len, timeout) }
     }
 
     /// A lock on the heap, initialised and pinned: for tests, examples and locks that only one
     /// process's threads share.
     pub fn boxed() -> Result<Pin<Box<Self>>> {
-        let lock = Box::pin(Self::unpublished());
-        // SAFETY: fresh heap memory that no one else can see yet; pinned, so it never moves.
-        unsafe { lock.initialise() }?;
-        Ok(lock)
+        placement::boxed(Self::unpublished())
     }
 
     /// Blocks until this thread holds a read lock, shared with other readers.
@@ -439,9 +432,7 @@ impl RwLock {
 
     const fn unpublished() -> Self {
         Self {
-            magic: AtomicU32::new(0),
-            version: AtomicU32::new(0),
-            state: Futex::new(UNPUBLISHED),
+            header: Header::unpublished(),
             size: AtomicU32::new(0),
             slots: AtomicU32::new(0),
             health: AtomicU32::new(HEALTHY),
@@ -457,50 +448,47 @@ impl RwLock {
             _pinned: PhantomPinned,
         }
     }
+}
+
+// SAFETY: every bit pattern is a valid lock (atomics, padding bytes, and a `RobustMutex`, which
+// is `Placed` too), and every byte is an atomic or inside a cell.
+unsafe impl Placed for RwLock {
+    const WHAT: &'static str = WHAT;
+
+    fn header(&self) -> &Header {
+        &self.header
+    }
 
     /// Resets every word, initialises the mutex and publishes the header.
-    ///
-    /// # Safety
-    ///
-    /// No thread of any process holds, waits for, locks or opens this lock while this runs.
     unsafe fn initialise(&self) -> Result<()> {
-        self.state.word().store(crate::mutex::INITIALISING, Ordering::Relaxed);
-        self.magic.store(0, Ordering::Relaxed);
-        self.health.store(HEALTHY, Ordering::Relaxed);
-        self.sleepers.store(0, Ordering::Relaxed);
-        self.writer.store(0, Ordering::Relaxed);
-        for slot in &self.readers {
-            slot.store(0, Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract covers the embedded mutex.
-        unsafe { self.writers.initialise() }?;
-        self.version.store(VERSION, Ordering::Relaxed);
-        self.size.store(Self::SIZE as u32, Ordering::Relaxed);
-        self.slots.store(READER_SLOTS as u32, Ordering::Relaxed);
-        self.magic.store(MAGIC, Ordering::Relaxed);
-        // Pairs with the acquire load in `wait_published`.
-        self.state.word().store(PUBLISHED, Ordering::Release);
-        self.state.wake(u32::MAX);
-        Ok(())
+        self.header.initialise(MAGIC, VERSION, || {
+            self.health.store(HEALTHY, Ordering::Relaxed);
+            self.sleepers.store(0, Ordering::Relaxed);
+            self.writer.store(0, Ordering::Relaxed);
+            for slot in &self.readers {
+                slot.store(0, Ordering::Relaxed);
+            }
+            // SAFETY: the caller's contract covers the embedded mutex.
+            unsafe { self.writers.initialise() }?;
+            self.size.store(Self::SIZE as u32, Ordering::Relaxed);
+            self.slots.store(READER_SLOTS as u32, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     fn validate(&self) -> Result<()> {
-        let corrupted = |detail: String| Err(Error::Corrupted { what: WHAT, detail });
-        let magic = self.magic.load(Ordering::Relaxed);
-        if magic != MAGIC {
-            return corrupted(format!("magic {magic:#010x}, expected {MAGIC:#010x}"));
-        }
-        let version = self.version.load(Ordering::Relaxed);
-        if version != VERSION {
-            return corrupted(format!("layout version {version}, this build reads {VERSION}"));
-        }
+        self.header.check(WHAT, MAGIC, VERSION)?;
         let size = self.size.load(Ordering::Relaxed);
         let slots = self.slots.load(Ordering::Relaxed);
         if size as usize != Self::SIZE || slots as usize != READER_SLOTS {
-            return corrupted(format!(
-                "built as {size} bytes with {slots} reader slots, this build has {} and {READER_SLOTS}",
-                Self::SIZE
-            ));
+            return Err(Error::Corrupted {
+                what: WHAT,
+                detail: format!(
+                    "built as {size} bytes with {slots} reader slots, this build has {} and \
+                     {READER_SLOTS}",
+                    Self::SIZE
+                ),
+            });
         }
         self.writers.validate()
     }
@@ -511,7 +499,7 @@ impl fmt::Debug for RwLock {
         let writer = self.writer.load(Ordering::Relaxed);
         let readers = self.readers.iter().filter(|slot| slot.load(Ordering::Relaxed) != 0).count();
         f.debug_struct("RwLock")
-            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("state", &self.header.state())
             .field("writer_pid", &process::pid_of(writer))
             .field("writing", &(writer & WRITING != 0))
             .field("poisoned", &(writer & POISONED != 0))
