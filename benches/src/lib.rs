@@ -4,6 +4,8 @@
 //! shmkit-benches --bench <name>` runs one. Peers (rtrb, crossbeam) are measured in the same run as
 //! shmkit, because this machine's cross-core hand-off speed varies by up to 4x over seconds.
 
+pub mod process;
+
 /// A small deterministic generator (xorshift64*), so benchmark inputs are the same on every run
 /// without a dependency.
 #[derive(Debug, Clone)]

@@ -10,6 +10,8 @@
 //! | `os` | [`shmkit-os`](shmkit_os) | regions (POSIX, hugetlbfs, `SysV`, memfd, files), mappings, NUMA |
 //! | `join` | [`shmkit-join`](shmkit_join) | the per-process join registry: refcounted joins, hooks, queries |
 //! | `sync` | [`shmkit-sync`](shmkit_sync) | robust process-shared mutex, `SysV` semaphore lock, rwlock, futex events, wait strategies |
+//! | `ring` | [`shmkit-ring`](shmkit_ring) | SPSC, byte-stream and broadcast rings and a seqlock, placed in shared bytes |
+//! | `segment` | [`shmkit-segment`](shmkit_segment) | peer-to-peer segments: header, common data, byte ring, lock, descriptor passing |
 //!
 //! ```
 //! # #[cfg(feature = "name")] {
@@ -39,7 +41,20 @@ pub use shmkit_join as join;
 #[cfg(feature = "sync")]
 pub use shmkit_sync as sync;
 
+#[cfg(feature = "ring")]
+pub use shmkit_ring as ring;
+
+#[cfg(feature = "segment")]
+pub use shmkit_segment as segment;
+
 /// The README's examples, compiled and run as doc tests so that they stay true.
-#[cfg(all(doctest, feature = "name", feature = "slotmap", feature = "os", feature = "join"))]
+#[cfg(all(
+    doctest,
+    feature = "name",
+    feature = "slotmap",
+    feature = "os",
+    feature = "join",
+    feature = "ring"
+))]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;

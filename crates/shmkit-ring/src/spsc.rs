@@ -1,0 +1,497 @@
+//! The SPSC element ring: one producer process and one consumer process move `T: Plain` values
+//! through a power-of-two array of slots in shared memory.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset 0    Header (128 B)           magic, version, kind, capacity, element size, total size
+//! offset 128  producer line (128 B)    tail: u64, producer owner: u32, "space" event (8 B)
+//! offset 256  consumer line (128 B)    head: u64, consumer owner: u32, "data" event (8 B)
+//! offset 384  slots                    capacity × size_of::<T>(), slot = position & (capacity − 1)
+//! ```
+//!
+//! `tail` counts values ever pushed, `head` values ever popped: 64-bit counters that never wrap in
+//! practice (at 10⁹ values a second, in 584 years). `tail − head` is the fill level, between 0 and
+//! the capacity.
+//!
+//! # Protocol and orderings
+//!
+//! - The producer writes slot `tail & mask`, then stores `tail + 1` with `Release`; the consumer
+//!   loads `tail` with `Acquire` before reading any slot below it.
+//! - The consumer reads slot `head & mask`, then stores `head + 1` with `Release`; the producer
+//!   loads `head` with `Acquire` before writing over any slot below it.
+//! - Each side keeps its own position and a cached copy of the other side's in its handle (in its
+//!   own process), and loads the other side's position only when the cached copy says full (the
+//!   producer) or empty (the consumer). So the fast path touches only the slot and the side's own
+//!   line: `push` stores `tail`, `pop` stores `head`, and neither loads the other's line.
+//!
+//! # Roles
+//!
+//! Each line holds its role's owner word (0 free, else the holder's owner id, a pid in practice).
+//! [`Producer::attach`] / [`Consumer::attach`] claim it with a CAS from 0, so a second producer
+//! gets [`Error::RoleTaken`]; dropping the handle releases it. A holder that died keeps its role
+//! until someone takes it over explicitly: [`Producer::take_over`] with the dead owner's id, or
+//! (`std` feature) [`Producer::take_over_if_dead`], which checks the recorded pid first. The new
+//! holder resumes from the positions the dead one last published: a value it wrote but did not
+//! publish is lost, a value published is delivered.
+//!
+//! # Validation
+//!
+//! An opener checks the header (magic, layout version, kind, element size, total size at most the
+//! bytes it was given), then that the capacity is a non-zero power of two whose layout fits in the
+//! total size. The capacity is then fixed in the handle, never read again; slots are reached only
+//! as `position & mask` from the start of the slots, so no value in shared memory can move an
+//! access out of the range. Every position read from the peer is checked: the fill level
+//! `tail − head` (wrapping) must be at most the capacity, else the call returns
+//! [`Error::Corrupted`]. A peer that writes garbage can make the values wrong, never this process
+//! misbehave.
+//!
+//! # Performance
+//!
+//! The fast path is one slot access, one store of the side's own position, and a compare with the
+//! cached position; no bounds check (the slot index is masked), no fence, no system call. A chunk
+//! prefetches its slots' cache lines (for writing on the producer's side, `prefetchw`; for reading
+//! on the consumer's), so that the line transfers of a batch overlap. `benches/spsc.rs` measures
+//! the ring between two processes against rtrb and crossbeam between two threads, and against a
+//! bare cache-line ping-pong.
+//!
+//! # Waiting
+//!
+//! The core never waits and never makes a system call: `push` returns `Ok(false)` on a full ring,
+//! `pop` returns `Ok(None)` on an empty one. With the `std` feature, `push_blocking` /
+//! `pop_blocking` wait with a [`shmkit_sync::WaitStrategy`] on the events in the lines, and notify
+//! the other side after every value. The non-blocking calls do not notify (a notify costs a
+//! `StoreLoad` barrier, the price of a whole push): a side that may sleep ([`shmkit_sync::SpinFutex`])
+//! must be paired with a peer that uses the blocking calls, or calls
+//! [`Producer::notify_consumer`] / [`Consumer::notify_producer`] after its non-blocking ones.
+//!
+//! ```
+//! use core::num::NonZeroU32;
+//! use core::ptr::NonNull;
+//! use shmkit_ring::spsc::{Consumer, Producer, SpscRing};
+//!
+//! // Any shared byte range will do; a heap buffer of 128-byte aligned blocks here.
+//! #[repr(C, align(128))]
+//! struct Block([u8; 128]);
+//! let len = SpscRing::<u64>::bytes_for(8)?;
+//! let mut memory: Vec<Block> = (0..len / 128).map(|_| Block([0; 128])).collect();
+//! let ptr = NonNull::new(memory.as_mut_ptr().cast::<u8>()).unwrap();
+//!
+//! // SAFETY: `memory` outlives the handles and is used only through this ring.
+//! unsafe { SpscRing::<u64>::init(ptr, len, 8)? };
+//! let mut producer = unsafe { Producer::<u64>::attach(ptr, len, NonZeroU32::new(1).unwrap())? };
+//! let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, NonZeroU32::new(2).unwrap())? };
+//! assert!(producer.push(7)?);
+//! assert_eq!(consumer.pop()?, Some(7));
+//! assert_eq!(consumer.pop()?, None);
+//! # Ok::<(), shmkit_ring::Error>(())
+//! ```
+
+mod consumer;
+mod producer;
+
+#[cfg(all(feature = "std", not(loom)))]
+mod blocking;
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+pub use consumer::{Consumer, ReadChunk};
+pub use producer::{Producer, WriteChunk};
+
+use crate::error::{Error, Result};
+use crate::header::{self, Expected, Header, Kind, Layout};
+use crate::pad::CachePadded;
+use crate::plain::Plain;
+use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::role::RoleName;
+
+/// The primitive's name in errors.
+const WHAT: &str = "SPSC ring";
+/// The layout version this build writes and accepts.
+const VERSION: u32 = 1;
+
+const PRODUCER: RoleName = RoleName { what: WHAT, role: "producer" };
+const CONSUMER: RoleName = RoleName { what: WHAT, role: "consumer" };
+
+/// The producer's line: written by the producer only (but for the event's waiter count).
+#[repr(C)]
+#[derive(Debug)]
+struct ProducerLine {
+    /// Values ever pushed (published with `Release`).
+    tail: AtomicU64,
+    /// The producer role's holder, 0 when free.
+    owner: AtomicU32,
+    /// Zero; keeps the event 8-byte aligned.
+    reserved: AtomicU32,
+    /// A `shmkit_sync::Event` (zero bytes are a fresh one): a producer waiting for space sleeps
+    /// on it, the consumer notifies it.
+    space: [AtomicU32; 2],
+}
+
+/// The consumer's line: written by the consumer only (but for the event's waiter count).
+#[repr(C)]
+#[derive(Debug)]
+struct ConsumerLine {
+    /// Values ever popped (published with `Release`).
+    head: AtomicU64,
+    /// The consumer role's holder, 0 when free.
+    owner: AtomicU32,
+    /// Zero; keeps the event 8-byte aligned.
+    reserved: AtomicU32,
+    /// A `shmkit_sync::Event`: a consumer waiting for data sleeps on it, the producer notifies it.
+    data: [AtomicU32; 2],
+}
+
+/// Everything before the slots. All atomics: the peer may write any of it at any time.
+#[repr(C)]
+#[derive(Debug)]
+struct Shared {
+    header: Header,
+    producer: CachePadded<ProducerLine>,
+    consumer: CachePadded<ConsumerLine>,
+}
+
+#[cfg(not(loom))]
+mod layout {
+    use core::mem::offset_of;
+
+    use super::{ConsumerLine, ProducerLine, Shared};
+
+    static_assertions::assert_eq_size!(Shared, [u8; 384]);
+    static_assertions::const_assert_eq!(offset_of!(Shared, producer), 128);
+    static_assertions::const_assert_eq!(offset_of!(Shared, consumer), 256);
+    static_assertions::const_assert_eq!(offset_of!(ProducerLine, tail), 0);
+    static_assertions::const_assert_eq!(offset_of!(ProducerLine, owner), 8);
+    static_assertions::const_assert_eq!(offset_of!(ProducerLine, space), 16);
+    static_assertions::const_assert_eq!(offset_of!(ConsumerLine, head), 0);
+    static_assertions::const_assert_eq!(offset_of!(ConsumerLine, owner), 8);
+    static_assertions::const_assert_eq!(offset_of!(ConsumerLine, data), 16);
+}
+
+/// One slot. Outside loom: the raw bytes of a `T`, only ever read and written with volatile
+/// copies. Under loom: a checked cell, so that the models catch a slot read racing its write.
+#[cfg(not(loom))]
+type Slot<T> = T;
+#[cfg(loom)]
+type Slot<T> = loom::cell::UnsafeCell<T>;
+
+/// Writes `value` into a slot.
+///
+/// # Safety
+///
+/// - `slot` points into the slots of a ring this process mapped, inside the range it was given.
+#[inline]
+unsafe fn write_slot<T: Plain>(slot: *mut Slot<T>, value: T) {
+    // SAFETY: the caller guarantees the pointer is in range; volatile, because the peer maps the
+    // same bytes (a racing write by a misbehaving peer tears the value, which `Plain` allows).
+    #[cfg(not(loom))]
+    unsafe {
+        slot.write_volatile(value);
+    }
+    // SAFETY: as above; the cell was constructed in place by `init`.
+    #[cfg(loom)]
+    unsafe {
+        (*slot).with_mut(|slot| slot.write(value));
+    }
+}
+
+/// Reads the value in a slot.
+///
+/// # Safety
+///
+/// - `slot` points into the slots of a ring this process mapped, inside the range it was given.
+#[inline]
+unsafe fn read_slot<T: Plain>(slot: *const Slot<T>) -> T {
+    // SAFETY: in range (the caller), initialised (`init` zero-fills every slot), and every bit
+    // pattern is a valid `T` (`Plain`), so even a torn read by a racing peer is a value.
+    #[cfg(not(loom))]
+    unsafe {
+        slot.read_volatile()
+    }
+    // SAFETY: as above; the cell was constructed in place by `init`.
+    #[cfg(loom)]
+    unsafe {
+        (*slot).with(|slot| slot.read())
+    }
+}
+
+/// Bytes of a cache line, for prefetching (the layout pads to 128, the CPU moves 64 at a time).
+const LINE: usize = 64;
+/// Lines a chunk prefetches at most: enough to have every line of a typical chunk in flight at
+/// once, few enough not to evict what the caller is working on.
+const CHUNK_PREFETCH_LINES: usize = 16;
+
+/// Asks the CPU to fetch the cache line of `slot` for reading: a hint, no access.
+///
+/// A read chunk issues it for each of its lines, so that their transfers from the producer's core
+/// overlap instead of following one another. (A one-at-a-time `pop` does not prefetch: on a ring
+/// that looks empty, the next slot is the one the producer is writing, and fetching it early
+/// takes the line away from the producer in the middle of its write.)
+#[inline]
+fn prefetch_read<T>(slot: *const Slot<T>) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: `prefetcht0` never faults and changes nothing the program can observe.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(slot.cast());
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = slot;
+}
+
+/// Asks the CPU to fetch the cache line of `slot` for writing (exclusive): a hint, no access.
+///
+/// A write chunk issues it for each of its lines: the consumer's core read them on the previous
+/// lap, so each first write would wait for the line to be taken back; prefetched together, the
+/// transfers overlap instead of queueing behind each other in the store buffer.
+#[inline]
+fn prefetch_write<T>(slot: *const Slot<T>) {
+    #[cfg(all(target_arch = "x86_64", not(loom)))]
+    // SAFETY: `prefetchw` never faults and changes nothing the program can observe (CPUs
+    // without it decode it as a no-op).
+    unsafe {
+        core::arch::asm!("prefetchw [{0}]", in(reg) slot, options(nostack, preserves_flags, readonly));
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(loom))))]
+    let _ = slot;
+}
+
+/// The type-level entry point: the layout size and the creator's [`SpscRing::init`]. The two
+/// sides then attach with [`Producer::attach`] and [`Consumer::attach`].
+#[derive(Debug)]
+pub struct SpscRing<T>(PhantomData<T>);
+
+impl<T: Plain> SpscRing<T> {
+    /// Bytes a ring of `capacity` values of `T` needs (128-byte aligned): 384 + `capacity` ×
+    /// `size_of::<T>()`.
+    ///
+    /// `capacity` must be a power of two; `T` must not be zero-sized or aligned to more than 128
+    /// bytes.
+    ///
+    /// ```
+    /// use shmkit_ring::spsc::SpscRing;
+    /// assert_eq!(SpscRing::<u64>::bytes_for(1024)?, 384 + 8 * 1024);
+    /// assert!(SpscRing::<u64>::bytes_for(1000).is_err());
+    /// # Ok::<(), shmkit_ring::Error>(())
+    /// ```
+    pub fn bytes_for(capacity: usize) -> Result<usize> {
+        let invalid = |what, reason, value: u64| Error::InvalidInput { what, reason, value };
+        if size_of::<T>() == 0 {
+            return Err(invalid("element size", "not zero", 0));
+        }
+        if align_of::<Slot<T>>() > align_of::<Shared>() {
+            return Err(invalid("element alignment", "at most 128", align_of::<T>() as u64));
+        }
+        if !capacity.is_power_of_two() {
+            return Err(invalid("capacity", "a non-zero power of two", capacity as u64));
+        }
+        capacity
+            .checked_mul(size_of::<Slot<T>>())
+            .and_then(|slots| slots.checked_add(size_of::<Shared>()))
+            .ok_or_else(|| {
+                invalid("capacity", "small enough for the address space", capacity as u64)
+            })
+    }
+
+    /// Creates a ring of `capacity` values in the `len` bytes at `ptr`: writes the header, zeroes
+    /// the positions, owner words, events and slots, then publishes the header (`Release`).
+    /// Afterwards any process that maps the same bytes can attach.
+    ///
+    /// Fails with [`Error::Placement`] if the range is too small or not 128-byte aligned, and
+    /// [`Error::InvalidInput`] as [`SpscRing::bytes_for`].
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` is valid for reads and writes of `len` bytes while this runs;
+    /// - no handle of a ring in those bytes is in use (a re-init under an attached peer makes its
+    ///   values wrong, though never unsafe for it);
+    /// - the bytes are used only through this crate's shared primitives (or atomically) afterwards.
+    pub unsafe fn init(ptr: NonNull<u8>, len: usize, capacity: usize) -> Result<()> {
+        let needed = Self::bytes_for(capacity)?;
+        header::check_placement(WHAT, ptr.as_ptr().addr(), len, needed, align_of::<Shared>())?;
+        let shared = ptr.cast::<Shared>();
+        // SAFETY: the range holds `needed` bytes, 128-aligned (checked), valid for writes (the
+        // caller).
+        unsafe { construct(shared) };
+        // SAFETY: as above; every field of `Shared` is an atomic, valid for any bytes.
+        let shared = unsafe { shared.as_ref() };
+        shared.header.begin(
+            &expected::<T>(),
+            Layout { capacity: capacity as u64, total_size: needed as u64 },
+        );
+        for line_word in [&shared.producer.tail, &shared.consumer.head] {
+            line_word.store(0, Ordering::Relaxed);
+        }
+        for word in [
+            &shared.producer.owner,
+            &shared.producer.reserved,
+            &shared.producer.space[0],
+            &shared.producer.space[1],
+            &shared.consumer.owner,
+            &shared.consumer.reserved,
+            &shared.consumer.data[0],
+            &shared.consumer.data[1],
+        ] {
+            word.store(0, Ordering::Relaxed);
+        }
+        // SAFETY: the slots follow `Shared` within the `needed` bytes checked above.
+        let slots = unsafe { ptr.add(size_of::<Shared>()) }.cast::<Slot<T>>();
+        // SAFETY: `capacity` slots fit in the range (checked); nobody uses them yet.
+        unsafe { zero_slots(slots, capacity) };
+        shared.header.publish();
+        Ok(())
+    }
+}
+
+/// What an opener of a ring of `T` expects in the header.
+fn expected<T>() -> Expected {
+    Expected { what: WHAT, kind: Kind::Spsc, version: VERSION, element_size: size_of::<T>() as u64 }
+}
+
+/// Outside loom the bytes already are valid atomics (any bytes are), so nothing to do: `init`
+/// stores every field. Under loom, atomics are objects of the model: built in place here.
+///
+/// # Safety
+///
+/// - `shared` is valid for writes of a `Shared`, aligned.
+#[cfg_attr(not(loom), allow(clippy::unnecessary_wraps, unused_variables))]
+unsafe fn construct(shared: NonNull<Shared>) {
+    #[cfg(loom)]
+    {
+        let line = || ProducerLine {
+            tail: AtomicU64::new(0),
+            owner: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+            space: [AtomicU32::new(0), AtomicU32::new(0)],
+        };
+        let consumer = ConsumerLine {
+            head: AtomicU64::new(0),
+            owner: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+            data: [AtomicU32::new(0), AtomicU32::new(0)],
+        };
+        // SAFETY: the caller guarantees the pointer; under loom nobody else can see it yet.
+        unsafe {
+            shared.write(Shared {
+                header: crate::construct::header(),
+                producer: CachePadded(line()),
+                consumer: CachePadded(consumer),
+            });
+        }
+    }
+}
+
+/// Zero-fills `capacity` slots, so that every slot holds a valid `T` (`Plain`: zero bytes are
+/// one) before any is read.
+///
+/// # Safety
+///
+/// - `slots` is valid for writes of `capacity` slots and unused by anyone else.
+unsafe fn zero_slots<T: Plain>(slots: NonNull<Slot<T>>, capacity: usize) {
+    #[cfg(not(loom))]
+    // SAFETY: the caller guarantees the range; zero bytes are a valid `T` (`Plain`).
+    unsafe {
+        slots.write_bytes(0, capacity);
+    }
+    #[cfg(loom)]
+    for index in 0..capacity {
+        // SAFETY: as above; the cell is constructed in place, its value is zero bytes (`Plain`).
+        unsafe {
+            slots.add(index).write(loom::cell::UnsafeCell::new(core::mem::zeroed()));
+        }
+    }
+}
+
+/// What both handles hold: the shared lines, the slots, and the capacity fixed at attach.
+#[derive(Debug)]
+struct Ring<'a, T> {
+    shared: &'a Shared,
+    slots: NonNull<Slot<T>>,
+    /// `capacity − 1`: slot of a position = `position & mask`.
+    mask: u64,
+}
+
+impl<T: Plain> Ring<'_, T> {
+    /// Checks the placement and the header; returns the ring and its shared lines.
+    ///
+    /// # Safety
+    ///
+    /// - `ptr` is valid for reads and writes of `len` bytes for `'a`;
+    /// - the bytes are accessed by others only through this crate's primitives (or atomically).
+    unsafe fn open(ptr: NonNull<u8>, len: usize) -> Result<Self> {
+        let min = size_of::<Shared>();
+        header::check_placement(WHAT, ptr.as_ptr().addr(), len, min, align_of::<Shared>())?;
+        // SAFETY: `min` bytes, aligned (checked), valid for `'a` (the caller); all atomics.
+        let shared = unsafe { ptr.cast::<Shared>().as_ref() };
+        let layout = shared.header.check(&expected::<T>(), len)?;
+        let capacity = usize::try_from(layout.capacity).ok().filter(|c| c.is_power_of_two());
+        let Some(capacity) = capacity else {
+            return Err(corrupted("capacity", layout.capacity, "a non-zero power of two"));
+        };
+        if !Self::fits(capacity, layout.total_size) {
+            return Err(corrupted("capacity", layout.capacity, "slots that fit in the total size"));
+        }
+        // SAFETY: `size_of::<Shared>() + capacity` slots fit in `total_size` ≤ `len` (checked).
+        let slots = unsafe { ptr.add(size_of::<Shared>()) }.cast::<Slot<T>>();
+        Ok(Self { shared, slots, mask: capacity as u64 - 1 })
+    }
+
+    /// Whether the layout of `capacity` slots fits in `total_size` bytes (`total_size` was checked
+    /// against the mapped length by `Header::check`).
+    fn fits(capacity: usize, total_size: u64) -> bool {
+        SpscRing::<T>::bytes_for(capacity).is_ok_and(|needed| needed as u64 <= total_size)
+    }
+
+    #[inline]
+    fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// The slot of `position`, always inside the slots (masked).
+    #[inline]
+    fn slot(&self, position: u64) -> *mut Slot<T> {
+        // SAFETY: `position & mask` < capacity, and the capacity's slots are in range (`open`).
+        unsafe { self.slots.as_ptr().add((position & self.mask) as usize) }
+    }
+
+    /// The two contiguous pieces of `count` slots from `position` (the second empty unless they
+    /// wrap), as (first slot, length) pairs.
+    #[cfg(not(loom))]
+    #[inline]
+    fn pieces(&self, position: u64, count: usize) -> [(*mut T, usize); 2] {
+        let start = (position & self.mask) as usize;
+        let first = count.min(self.capacity() as usize - start);
+        [(self.slot(position), first), (self.slots.as_ptr(), count - first)]
+    }
+
+    /// Prefetches the lines of `count` slots from `position` (at most [`CHUNK_PREFETCH_LINES`]),
+    /// for writing or for reading.
+    #[inline]
+    fn prefetch_lines(&self, position: u64, count: usize, write: bool) {
+        let step = (LINE / size_of::<Slot<T>>()).max(1);
+        for offset in (0..count).step_by(step).take(CHUNK_PREFETCH_LINES) {
+            let slot = self.slot(position.wrapping_add(offset as u64));
+            if write { prefetch_write(slot) } else { prefetch_read(slot) }
+        }
+    }
+
+    /// Checks a fill level computed from a position the peer wrote.
+    #[inline]
+    fn check_fill(&self, tail: u64, head: u64, field: &'static str, value: u64) -> Result<u64> {
+        let fill = tail.wrapping_sub(head);
+        if fill > self.capacity() {
+            return Err(corrupted(field, value, "within capacity of the other position"));
+        }
+        Ok(fill)
+    }
+}
+
+/// The error for a bad value read from shared memory.
+#[cold]
+#[inline(never)]
+fn corrupted(field: &'static str, value: u64, expected: &'static str) -> Error {
+    Error::Corrupted { what: WHAT, field, value, expected }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

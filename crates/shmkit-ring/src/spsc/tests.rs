@@ -1,0 +1,369 @@
+//! In-process tests of the SPSC ring: edges of every call, validation, roles, and two threads.
+
+extern crate std;
+
+use std::vec::Vec;
+
+use super::*;
+use crate::spsc::{Consumer, Producer};
+
+/// A 128-byte aligned, zero-filled heap buffer standing in for a shared mapping.
+pub(crate) struct Buffer(Vec<Block>);
+
+#[repr(C, align(128))]
+#[derive(Clone, Copy)]
+pub(crate) struct Block([u8; 128]);
+
+impl Buffer {
+    pub(crate) fn new(len: usize) -> Self {
+        Self(std::vec![Block([0; 128]); len.div_ceil(128)])
+    }
+
+    pub(crate) fn ptr(&mut self) -> NonNull<u8> {
+        NonNull::new(self.0.as_mut_ptr().cast::<u8>()).expect("a vector is never null")
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len() * 128
+    }
+}
+
+const ONE: NonZeroU32 = NonZeroU32::MIN;
+const TWO: NonZeroU32 = NonZeroU32::new(2).expect("non-zero");
+
+use core::num::NonZeroU32;
+
+fn ring<T: Plain>(capacity: usize) -> (Buffer, NonNull<u8>, usize) {
+    let mut buffer = Buffer::new(SpscRing::<T>::bytes_for(capacity).expect("valid"));
+    let (ptr, len) = (buffer.ptr(), buffer.len());
+    // SAFETY: the buffer outlives every handle of the test and is used only through the ring.
+    unsafe { SpscRing::<T>::init(ptr, len, capacity) }.expect("init");
+    (buffer, ptr, len)
+}
+
+fn shared(ptr: NonNull<u8>) -> &'static Shared {
+    // SAFETY: test buffers are aligned and live until the end of the test; all atomics.
+    unsafe { ptr.cast::<Shared>().as_ref() }
+}
+
+#[test]
+fn bytes_for_refuses_what_cannot_be_laid_out() {
+    assert_eq!(SpscRing::<u8>::bytes_for(1), Ok(385));
+    assert!(matches!(SpscRing::<u64>::bytes_for(0), Err(Error::InvalidInput { .. })));
+    assert!(matches!(SpscRing::<u64>::bytes_for(3), Err(Error::InvalidInput { .. })));
+    assert!(matches!(SpscRing::<[u8; 0]>::bytes_for(4), Err(Error::InvalidInput { .. })));
+    assert!(matches!(SpscRing::<u64>::bytes_for(1 << 62), Err(Error::InvalidInput { .. })));
+}
+
+#[test]
+fn init_checks_the_placement() {
+    let mut buffer = Buffer::new(1024);
+    let ptr = buffer.ptr();
+    // SAFETY: inside the buffer.
+    unsafe {
+        let result = SpscRing::<u64>::init(ptr, 384 + 8 * 8 - 1, 8);
+        assert!(matches!(result, Err(Error::Placement { reason: "too small", .. })));
+        let result = SpscRing::<u64>::init(ptr.add(8), 1000, 8);
+        assert!(matches!(result, Err(Error::Placement { reason: "misaligned", .. })));
+    }
+}
+
+#[test]
+fn attach_refuses_unpublished_and_foreign_bytes() {
+    let mut buffer = Buffer::new(1024);
+    let (ptr, len) = (buffer.ptr(), buffer.len());
+    // SAFETY: the buffer outlives the handles.
+    let result = unsafe { Producer::<u64>::attach(ptr, len, ONE) };
+    assert!(matches!(result, Err(Error::NotPublished { .. })));
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    unsafe { SpscRing::<u64>::init(ptr, len, 8) }.expect("init");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let result = unsafe { Consumer::<u32>::attach(ptr, len, ONE) };
+    assert!(matches!(result, Err(Error::Corrupted { field: "element size", .. })));
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let result = unsafe { Consumer::<u64>::attach(ptr, 256, ONE) };
+    assert!(matches!(result, Err(Error::Placement { .. })));
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let result = unsafe { Consumer::<u64>::attach(ptr, 400, ONE) };
+    assert!(matches!(result, Err(Error::Corrupted { field: "total size", .. })));
+
+    let header = &shared(ptr).header;
+    header.capacity.store(6, Ordering::Relaxed);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let result = unsafe { Consumer::<u64>::attach(ptr, len, ONE) };
+    assert!(matches!(result, Err(Error::Corrupted { field: "capacity", value: 6, .. })));
+    // A power of two whose slots do not fit in the total size.
+    header.capacity.store(16, Ordering::Relaxed);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let result = unsafe { Consumer::<u64>::attach(ptr, len, ONE) };
+    assert!(matches!(result, Err(Error::Corrupted { field: "capacity", value: 16, .. })));
+    header.capacity.store(8, Ordering::Relaxed);
+    // A producer position more than a capacity ahead: refused, and the role left free.
+    shared(ptr).producer.tail.store(9, Ordering::Relaxed);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let result = unsafe { Consumer::<u64>::attach(ptr, len, ONE) };
+    assert!(matches!(result, Err(Error::Corrupted { field: "head", .. })));
+    assert_eq!(shared(ptr).consumer.owner.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn push_and_pop_wrap_around_at_full_and_empty() {
+    let (_buffer, ptr, len) = ring::<u32>(4);
+    // SAFETY: the buffer outlives the handles.
+    let mut producer = unsafe { Producer::<u32>::attach(ptr, len, ONE) }.expect("producer");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut consumer = unsafe { Consumer::<u32>::attach(ptr, len, TWO) }.expect("consumer");
+    assert_eq!((producer.capacity(), consumer.capacity()), (4, 4));
+    let mut next_in = 0;
+    let mut next_out = 0;
+    for round in 0..50 {
+        // Fill to full (round 0) or top up, then drain a varying amount: every fill level and
+        // every slot offset is crossed.
+        while producer.push(next_in).expect("push") {
+            next_in += 1;
+        }
+        assert_eq!((producer.len(), producer.free()), (Ok(4), Ok(0)));
+        assert_eq!((consumer.len(), consumer.free()), (Ok(4), Ok(0)));
+        assert_eq!(consumer.peek(), Ok(Some(next_out)));
+        for _ in 0..=(round % 4) {
+            assert_eq!(consumer.pop(), Ok(Some(next_out)));
+            next_out += 1;
+        }
+    }
+    while let Some(value) = consumer.pop().expect("pop") {
+        assert_eq!(value, next_out);
+        next_out += 1;
+    }
+    assert_eq!(next_in, next_out);
+    assert_eq!((consumer.is_empty(), producer.is_empty()), (Ok(true), Ok(true)));
+    assert_eq!(consumer.peek(), Ok(None));
+}
+
+#[test]
+fn chunks_split_at_the_wrap_and_commit_part() {
+    let (_buffer, ptr, len) = ring::<u64>(8);
+    // SAFETY: the buffer outlives the handles.
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+    // Move both positions to 6, so that chunks wrap after 2 slots.
+    for value in 0..6 {
+        assert_eq!(producer.push(value), Ok(true));
+        assert_eq!(consumer.pop(), Ok(Some(value)));
+    }
+    let mut chunk = producer.write_chunk(100).expect("chunk");
+    assert_eq!(chunk.len(), 8);
+    let [(first, first_len), (second, second_len)] = chunk.as_mut_ptrs();
+    assert_eq!((first_len, second_len), (2, 6));
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    assert_eq!(second.cast::<u8>(), unsafe { ptr.as_ptr().add(384) });
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    assert_eq!(first, unsafe { second.add(6) });
+    for index in 0..5 {
+        chunk.set(index, 100 + index as u64);
+    }
+    assert_eq!(chunk.get(4), 104);
+    chunk.commit(5);
+    assert_eq!(consumer.len(), Ok(5));
+    // An uncommitted chunk publishes nothing.
+    let mut chunk = producer.write_chunk(2).expect("chunk");
+    chunk.copy_from_slice(&[7, 7]);
+    // Not committed: the borrow ends here, nothing published.
+    assert_eq!(consumer.len(), Ok(5));
+    assert_eq!(producer.write_chunk(10).map(|chunk| chunk.len()), Ok(3));
+
+    let chunk = consumer.read_chunk(3).expect("chunk");
+    assert_eq!(chunk.iter().collect::<Vec<_>>(), [100, 101, 102]);
+    let [(_, first_len), (_, second_len)] = chunk.as_ptrs();
+    assert_eq!((first_len, second_len), (2, 1));
+    chunk.commit(1);
+    let chunk = consumer.read_chunk(10).expect("chunk");
+    let mut values = [0; 4];
+    chunk.copy_to_slice(&mut values);
+    assert_eq!(values, [101, 102, 103, 104]);
+    // Not committed: the values are still there.
+    assert_eq!(consumer.pop(), Ok(Some(101)));
+    consumer.read_chunk(10).expect("chunk").commit_all();
+    assert!(consumer.read_chunk(10).expect("chunk").is_empty());
+    assert_eq!(producer.write_chunk(8).map(|chunk| chunk.len()), Ok(8));
+}
+
+#[test]
+#[should_panic(expected = "commit of 3 slots of a write chunk of 2")]
+fn committing_more_than_the_chunk_panics() {
+    let (_buffer, ptr, len) = ring::<u64>(2);
+    // SAFETY: the buffer outlives the handle.
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    producer.write_chunk(5).expect("chunk").commit(3);
+}
+
+#[test]
+fn one_producer_at_a_time_and_take_over() {
+    let (_buffer, ptr, len) = ring::<u64>(4);
+    // SAFETY: the buffer outlives the handles.
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    producer.push(1).expect("push");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let second = unsafe { Producer::<u64>::attach(ptr, len, TWO) };
+    assert_eq!(second.err(), Some(Error::RoleTaken { what: WHAT, role: "producer", owner: 1 }));
+    // The consumer role is separate.
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let second = unsafe { Consumer::<u64>::attach(ptr, len, ONE) };
+    assert!(matches!(second, Err(Error::RoleTaken { role: "consumer", owner: 2, .. })));
+    drop(consumer);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, ONE) }.expect("released");
+
+    // Owner 1 "dies" (forgotten, never released): a take-over naming another owner fails, the
+    // right one resumes at the published tail.
+    core::mem::forget(producer);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let wrong = unsafe { Producer::<u64>::take_over(ptr, len, TWO, TWO) };
+    assert!(matches!(wrong, Err(Error::TakeOver { owner: 1, expected: 2, .. })));
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut producer = unsafe { Producer::<u64>::take_over(ptr, len, ONE, TWO) }.expect("take");
+    assert_eq!(producer.owner(), TWO);
+    producer.push(2).expect("push");
+    assert_eq!(consumer.pop(), Ok(Some(1)));
+    assert_eq!(consumer.pop(), Ok(Some(2)));
+    // A taken-over handle that comes back does not free its successor's role.
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let stale = unsafe { Producer::<u64>::take_over(ptr, len, TWO, ONE) }.expect("back");
+    drop(producer); // owner 2 is no longer the holder: nothing released
+    assert_eq!(shared(ptr).producer.owner.load(Ordering::Relaxed), 1);
+    drop(stale);
+    assert_eq!(shared(ptr).producer.owner.load(Ordering::Relaxed), 0);
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn take_over_if_dead_checks_the_pid() {
+    let (_buffer, ptr, len) = ring::<u64>(4);
+    // SAFETY: the buffer outlives the handles.
+    let me = unsafe { Producer::<u64>::attach_current_process(ptr, len) }.expect("producer");
+    // Held by this (live) process: refused.
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let again = unsafe { Producer::<u64>::take_over_if_dead(ptr, len) };
+    assert!(matches!(again, Err(Error::RoleTaken { .. })));
+    core::mem::forget(me);
+    // A pid no process has (beyond the kernel's maximum): taken over.
+    shared(ptr).producer.owner.store(i32::MAX as u32, Ordering::Relaxed);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let producer = unsafe { Producer::<u64>::take_over_if_dead(ptr, len) }.expect("taken over");
+    assert_eq!(producer.owner().get(), std::process::id());
+    drop(producer);
+    // A free role is simply claimed.
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let consumer = unsafe { Consumer::<u64>::take_over_if_dead(ptr, len) }.expect("claimed");
+    assert_eq!(consumer.owner().get(), std::process::id());
+}
+
+#[test]
+fn corrupt_positions_are_reported_not_followed() {
+    let (_buffer, ptr, len) = ring::<u64>(4);
+    // SAFETY: the buffer outlives the handles.
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+    for value in 0..4 {
+        producer.push(value).expect("push");
+    }
+    assert_eq!(consumer.len(), Ok(4)); // the consumer caches the tail
+    // A head ahead of the tail: the producer (finding the ring full) refuses it.
+    shared(ptr).consumer.head.store(100, Ordering::Relaxed);
+    assert!(matches!(producer.push(9), Err(Error::Corrupted { field: "head", value: 100, .. })));
+    assert!(matches!(producer.free(), Err(Error::Corrupted { .. })));
+    shared(ptr).consumer.head.store(0, Ordering::Relaxed);
+    // A tail far ahead: the consumer drains what it knew, then refuses.
+    shared(ptr).producer.tail.store(u64::MAX, Ordering::Relaxed);
+    for value in 0..4 {
+        assert_eq!(consumer.pop(), Ok(Some(value)));
+    }
+    assert!(matches!(consumer.pop(), Err(Error::Corrupted { field: "tail", .. })));
+    assert!(matches!(consumer.read_chunk(1), Err(Error::Corrupted { .. })));
+    assert!(matches!(consumer.len(), Err(Error::Corrupted { .. })));
+}
+
+#[test]
+fn two_threads_move_every_value_in_order() {
+    const COUNT: u64 = 200_000;
+    for capacity in [1, 2, 16] {
+        let (_buffer, ptr, len) = ring::<u64>(capacity);
+        // SAFETY: the buffer outlives both threads (scoped).
+        let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+        // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+        let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut next = 0;
+                while next < COUNT {
+                    if next % 3 == 0 {
+                        let mut chunk = producer.write_chunk(5).expect("chunk");
+                        let count = chunk.len().min((COUNT - next) as usize);
+                        for index in 0..count {
+                            chunk.set(index, next + index as u64);
+                        }
+                        chunk.commit(count);
+                        next += count as u64;
+                    } else if producer.push(next).expect("push") {
+                        next += 1;
+                    }
+                }
+            });
+            let mut expected = 0;
+            while expected < COUNT {
+                if expected % 2 == 0 {
+                    let chunk = consumer.read_chunk(7).expect("chunk");
+                    for value in chunk.iter() {
+                        assert_eq!(value, expected);
+                        expected += 1;
+                    }
+                    chunk.commit_all();
+                } else if let Some(value) = consumer.pop().expect("pop") {
+                    assert_eq!(value, expected);
+                    expected += 1;
+                }
+            }
+        });
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn blocking_calls_wake_each_other_and_time_out() {
+    use core::time::Duration;
+
+    use shmkit_sync::{SpinFutex, SpinYield};
+
+    let (_buffer, ptr, len) = ring::<u64>(2);
+    // SAFETY: the buffer outlives both threads (scoped).
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+    let short = Some(Duration::from_millis(5));
+    assert_eq!(
+        consumer.pop_blocking(&SpinFutex::default(), short),
+        Err(Error::TimedOut { what: WHAT })
+    );
+    assert!(matches!(
+        consumer.wait_for_len(3, &SpinYield::default(), None),
+        Err(Error::InvalidInput { .. })
+    ));
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // Sleeps at once: every wake-up comes from a notify.
+            let strategy = SpinFutex { spins: 0 };
+            for value in 0..10_000 {
+                producer.push_blocking(value, &strategy, None).expect("push");
+            }
+            producer
+        });
+        let strategy = SpinFutex { spins: 0 };
+        for value in 0..10_000 {
+            assert_eq!(consumer.pop_blocking(&strategy, None), Ok(value));
+        }
+    });
+    assert_eq!(consumer.wait_for_len(0, &SpinFutex::default(), short), Ok(0));
+}
