@@ -98,11 +98,9 @@ fn a_forked_child_has_its_own_copy_of_the_registry() {
     let before = first.info().expect("info");
     assert_eq!(before.count, 2, "{before:?}");
 
-    // SAFETY: this binary runs one test, so no other thread is inside the registry or holds its
-    // lock; the test harness's other threads only wait for this one. The child takes the
-    // registry's lock (free: this thread holds no guard), writes through atomics, unmaps its copy
-    // of the region and ends with `_exit`, running neither destructors (the region guard must
-    // not unlink the region) nor the harness.
+    // SAFETY: this binary runs one test, so no other thread holds the registry's lock; the child
+    // only takes that (free) lock, writes through atomics, unmaps its copy and ends with `_exit`
+    // (no destructors: the region guard must not unlink, the harness must not run).
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
     if pid == 0 {

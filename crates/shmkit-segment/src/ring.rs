@@ -44,10 +44,9 @@ pub struct RingProducer {
 impl RingProducer {
     pub(crate) fn new(segment: Segment) -> Result<Self> {
         let (ptr, len) = segment.ring_bytes();
-        // SAFETY: `ptr..ptr+len` is the segment's ring area, inside its mapping (checked against
-        // the size the OS reports), and stays mapped for as long as `segment`, which this handle
-        // owns and drops after the producer: the `'static` never escapes this struct (every
-        // method returns owned values or borrows of `self`). The area is used only as the ring.
+        // SAFETY: the ring area lies in the mapping (checked against the OS size) and is used only
+        // as the ring; `segment`, owned here and dropped after the producer, keeps it mapped, and
+        // the `'static` never escapes (methods return owned values or borrows of `self`).
         let producer = unsafe { ByteProducer::take_over_if_dead(ptr, len) }
             .map_err(|source| Error::Ring { target: segment.label().to_owned(), source })?;
         Ok(Self { producer, segment })

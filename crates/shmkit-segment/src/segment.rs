@@ -285,11 +285,9 @@ fn header_of<'a>(mapping: &'a Mapping, label: &str) -> Result<&'a Header> {
 fn header_at(mapping: &Mapping) -> &Header {
     let ptr = mapping.as_ptr().cast::<Header>();
     debug_assert!(ptr.is_aligned());
-    // SAFETY: callers know the mapping holds at least `HEADER_SIZE` bytes (`header_of` checks;
-    // a segment's mapping holds its whole layout). It starts on a page boundary, so it is aligned
-    // for `Header` (128 bytes), and it is readable and writable for as long as `mapping` lives,
-    // which bounds the reference. `Header` is made of atomics only, for which any bytes are valid
-    // and which other processes may write at any time.
+    // SAFETY: the mapping holds at least `HEADER_SIZE` bytes (`header_of` checks) from a page
+    // boundary (aligned for `Header`) and lives as long as the reference; `Header` is all
+    // atomics, valid for any bytes and writable by peers at any time.
     unsafe { &*ptr }
 }
 
@@ -421,10 +419,9 @@ impl Inner {
         header.sem_id.store(sem_id, Ordering::Relaxed);
         header.lock_holder.store(0, Ordering::Relaxed);
         let (ring, len) = self.ring_bytes();
-        // SAFETY: `ring..ring+len` is the ring area of our mapping (inside it by `Layout::plan`,
-        // 128-aligned), valid while any handle of the segment lives, and the ring handles keep
-        // the segment alive. The header is not published yet, so no process following the
-        // protocol touches the area while this writes it.
+        // SAFETY: the ring area lies in our mapping (`Layout::plan`, 128-aligned), which the ring
+        // handles keep alive; the header is unpublished, so no peer following the protocol
+        // touches the area while this writes it.
         unsafe { ByteRing::init(ring, len, capacity) }
             .map_err(|source| Error::Ring { target: self.label.clone(), source })
     }

@@ -69,11 +69,9 @@ fn word_ptr(join: &Join, offset: usize) -> *mut u64 {
 pub(crate) fn load(join: &Join, offset: usize) -> u64 {
     let word = word_ptr(join, offset);
     assert!(word.is_aligned(), "{} is not page aligned", join.name());
-    // SAFETY: the word lies inside the region (checked by `word_ptr`) and is aligned; `join` is a
-    // live join of the region, so the registry keeps it mapped at least as long as the borrow.
-    // Other processes may write the word: atomics make that a race on values, never undefined
-    // behaviour. A relaxed load of a word is one of the "sufficiently small" atomic loads that std
-    // allows on read-only memory, so this is sound for a read-only join as well.
+    // SAFETY: in bounds (`word_ptr`) and aligned; the live `join` keeps it mapped for the borrow.
+    // Peers write it only atomically; a relaxed 8-byte atomic load is allowed on read-only
+    // memory, so a read-only join is fine too.
     let word = unsafe { AtomicU64::from_ptr(word) };
     word.load(Ordering::Relaxed)
 }

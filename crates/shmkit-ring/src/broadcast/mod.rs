@@ -349,10 +349,9 @@ impl<T: Plain> Broadcast<T> {
         let needed = Self::bytes_for(capacity, flow)?;
         header::check_placement(WHAT, ptr.as_ptr() as usize, len, needed, Self::ALIGN)?;
         let credit_slots = flow.credit_slots();
-        // SAFETY: `check_placement` checked that the range holds `needed` bytes (the control
-        // lines, the credit table and the slots), aligned; the caller guarantees it is writable
-        // and that nobody else accesses it now. Every atomic is written fresh (under loom they
-        // are objects, not bytes).
+        // SAFETY: `check_placement` checked `needed` aligned bytes (control lines, credit table,
+        // slots); the caller guarantees they are writable and unused by others now. Every atomic
+        // is written fresh (under loom they are objects, not bytes).
         let control = unsafe {
             let control = ptr.cast::<Control>();
             control.write(Control {
