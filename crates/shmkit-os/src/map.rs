@@ -236,38 +236,26 @@ impl MapOptions {
         label: &str,
     ) -> Result<Option<Mapping>> {
         let flags = MapFlags::SHARED | MapFlags::FIXED_NOREPLACE;
-        for _ in 0..RANDOM_ATTEMPTS {
-            let hint = random_address(len as u64, page_size.bytes() as u64, label)?;
-            // SAFETY: FIXED_NOREPLACE never replaces an existing mapping: it either maps fresh,
-            // unused address space at `hint` or fails with EEXIST.
-            let result =
-                unsafe { mm::mmap(hint as *mut c_void, len, self.access.prot(), flags, fd, 0) };
-            match result {
-                Ok(start) if start as u64 == hint => {
-                    let start = non_null(start);
-                    return Ok(Some(Mapping {
-                        reservation: start,
-                        reservation_len: len,
-                        addr: start,
-                        len,
-                        page_size,
-                        access: self.access,
-                        kind: Kind::Mmap,
-                        label: label.into(),
-                    }));
-                }
-                // Kernels before 4.17 treat the flag as a hint; give back a misplaced mapping.
-                Ok(elsewhere) => unmap(elsewhere.cast(), len),
-                Err(rustix::io::Errno::EXIST) => {}
-                // Beyond this address space, or (for hugetlb) no pages to reserve: the fallback
-                // maps over a reservation the kernel places, and reports a real shortage there.
-                Err(rustix::io::Errno::NOMEM | rustix::io::Errno::INVAL) => return Ok(None),
-                Err(errno) => {
-                    return Err(out_of_memory_or_os(errno, "mmap", label, len, page_size));
-                }
-            }
+        let prot = self.access.prot();
+        // SAFETY: FIXED_NOREPLACE never replaces an existing mapping: it either maps fresh,
+        // unused address space at `hint` or fails with EEXIST.
+        let map = |hint| unsafe { mm::mmap(hint, len, prot, flags, fd, 0) };
+        // ENOMEM here may also be hugetlb pages that cannot be reserved: the fallback maps over a
+        // reservation the kernel places, and reports a real shortage there.
+        match at_random_address(len, page_size.bytes(), label, map)? {
+            Placed::At(start) => Ok(Some(Mapping {
+                reservation: start,
+                reservation_len: len,
+                addr: start,
+                len,
+                page_size,
+                access: self.access,
+                kind: Kind::Mmap,
+                label: label.into(),
+            })),
+            Placed::Fallback => Ok(None),
+            Placed::Failed(errno) => Err(out_of_memory_or_os(errno, "mmap", label, len, page_size)),
         }
-        Ok(None)
     }
 
     /// The advice and locking that follow a successful map; an error drops (unmaps) `mapping`.
@@ -391,33 +379,15 @@ impl Reservation {
                 format!("{len} bytes for {label} overflow the address space"),
             )
         })?;
-        let flags = MapFlags::PRIVATE | MapFlags::NORESERVE;
-        for _ in 0..RANDOM_ATTEMPTS {
-            let hint = random_address(total as u64, align as u64, label)?;
-            // SAFETY: FIXED_NOREPLACE never replaces an existing mapping: it either maps fresh,
-            // unused address space at `hint` or fails with EEXIST.
-            let result = unsafe {
-                mm::mmap_anonymous(
-                    hint as *mut c_void,
-                    total,
-                    ProtFlags::empty(),
-                    flags | MapFlags::FIXED_NOREPLACE,
-                )
-            };
-            match result {
-                Ok(start) if start as u64 == hint => {
-                    return Ok(Self { start: non_null(start), len: total, guard });
-                }
-                // Kernels before 4.17 treat the flag as a hint; give back a misplaced mapping.
-                Ok(elsewhere) => unmap(elsewhere.cast(), total),
-                Err(rustix::io::Errno::EXIST) => {}
-                // The hint lies beyond this process's address space (a smaller VA on this CPU, or
-                // RLIMIT_AS): let the kernel choose instead.
-                Err(rustix::io::Errno::NOMEM | rustix::io::Errno::INVAL) => break,
-                Err(errno) => return Err(Error::os("mmap (address reservation)", label)(errno)),
-            }
+        let flags = MapFlags::PRIVATE | MapFlags::NORESERVE | MapFlags::FIXED_NOREPLACE;
+        // SAFETY: FIXED_NOREPLACE never replaces an existing mapping: it either maps fresh,
+        // unused address space at `hint` or fails with EEXIST.
+        let map = |hint| unsafe { mm::mmap_anonymous(hint, total, ProtFlags::empty(), flags) };
+        match at_random_address(total, align, label, map)? {
+            Placed::At(start) => Ok(Self { start, len: total, guard }),
+            Placed::Fallback => Self::kernel_chosen(total, align, guard, label),
+            Placed::Failed(errno) => Err(Error::os("mmap (address reservation)", label)(errno)),
         }
-        Self::kernel_chosen(total, align, guard, label)
     }
 
     /// The fallback: an over-sized reservation where the kernel likes, trimmed to alignment.
@@ -489,6 +459,41 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         unmap(self.start.as_ptr(), self.len);
     }
+}
+
+/// What [`at_random_address`] did.
+enum Placed {
+    /// Mapped at a random address.
+    At(NonNull<u8>),
+    /// No random address will do: every one tried was taken, or they lie beyond this address
+    /// space (a smaller VA on this CPU, or `RLIMIT_AS`: `ENOMEM`/`EINVAL`). Let the kernel choose.
+    Fallback,
+    /// `map` failed otherwise.
+    Failed(rustix::io::Errno),
+}
+
+/// Calls `map(hint)`, an `mmap` with `MAP_FIXED_NOREPLACE` of `len` bytes, at random
+/// `align`-aligned hints until one is free: the one retry loop of every random placement.
+fn at_random_address(
+    len: usize,
+    align: usize,
+    label: &str,
+    mut map: impl FnMut(*mut c_void) -> rustix::io::Result<*mut c_void>,
+) -> Result<Placed> {
+    for _ in 0..RANDOM_ATTEMPTS {
+        let hint = random_address(len as u64, align as u64, label)?;
+        match map(hint as *mut c_void) {
+            Ok(start) if start as u64 == hint => return Ok(Placed::At(non_null(start))),
+            // Kernels before 4.17 treat the flag as a hint; give back a misplaced mapping.
+            Ok(elsewhere) => unmap(elsewhere.cast(), len),
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(rustix::io::Errno::NOMEM | rustix::io::Errno::INVAL) => {
+                return Ok(Placed::Fallback);
+            }
+            Err(errno) => return Ok(Placed::Failed(errno)),
+        }
+    }
+    Ok(Placed::Fallback)
 }
 
 /// A random `align`-aligned address in [`RANDOM_LOW`, `RANDOM_HIGH` - `total`).
