@@ -16,7 +16,6 @@
 //! because this VM's host slows every cross-core hand-off about 4x for stretches of seconds
 //! (`SHMKIT_BENCH_NO_REPORT=1` leaves the report out).
 
-use std::hint::spin_loop;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use shmkit_benches::process::{Peer, PeerContext, child_main};
 use shmkit_ring::broadcast::{
     Broadcast, BroadcastConsumer, BroadcastProducer, Flow, Received, Start,
 };
+use shmkit_sync::Backoff;
 
 /// The message: 32 bytes.
 type Message = [u64; 4];
@@ -62,29 +62,6 @@ fn area_len() -> usize {
 
 fn message(n: u64) -> Message {
     [n, n, n, n]
-}
-
-/// Spins while a side waits for the other, backing off exponentially (1, 2, 4 ... 64 pause
-/// hints between checks, as crossbeam's `Backoff`): a consumer that polls the slot the producer
-/// is writing on every pause pulls its cache line back between the producer's stores.
-#[derive(Default)]
-struct Backoff(u32);
-
-impl Backoff {
-    const LIMIT: u32 = 6;
-
-    fn snooze(&mut self) {
-        for _ in 0..1_u32 << self.0 {
-            spin_loop();
-        }
-        if self.0 < Self::LIMIT {
-            self.0 += 1;
-        }
-    }
-
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
 }
 
 // --- the child -------------------------------------------------------------------------------

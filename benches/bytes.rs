@@ -29,7 +29,7 @@
 //! close together mean something. `SHMKIT_BENCH_NO_REPORT=1` leaves that report out (to profile
 //! one figure).
 
-use std::hint::{black_box, spin_loop};
+use std::hint::black_box;
 use std::io::{Read, Write};
 use std::num::NonZeroU32;
 use std::os::linux::net::SocketAddrExt;
@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use shmkit_benches::process::{self, Peer, PeerContext, child_main};
 use shmkit_ring::bytes::{ByteConsumer, ByteProducer, ByteRing};
+use shmkit_sync::Backoff;
 
 /// Bytes of a big record (and of a socket write).
 const BIG: usize = 64 * 1024;
@@ -119,29 +120,6 @@ impl Layout {
 /// The socket's abstract name (nothing in the file system), unique per parent.
 fn socket_name() -> String {
     format!("shmkit-bench-bytes-{}", std::process::id())
-}
-
-/// Spins while a side waits for the other, backing off exponentially (1, 2, 4 ... 64 pause
-/// hints between checks, as crossbeam's `Backoff`): a side that polls the other's position
-/// on every pause pulls its cache line back while the other is writing it, and both slow down.
-#[derive(Default)]
-struct Backoff(u32);
-
-impl Backoff {
-    const LIMIT: u32 = 6;
-
-    fn snooze(&mut self) {
-        for _ in 0..1_u32 << self.0 {
-            spin_loop();
-        }
-        if self.0 < Self::LIMIT {
-            self.0 += 1;
-        }
-    }
-
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
 }
 
 // --- the child -------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 //! - [`SemLock`]: a lock on one System V semaphore, which the kernel releases when its holder
 //!   dies (`SEM_UNDO`), for System V segments.
 //! - [`Event`]: sleep until a condition holds; notify makes no system call while nobody sleeps.
+//! - [`Backoff`]: exponential spinning between polls of a line another core writes.
 //! - [`WaitStrategy`]: how a ring's side waits: [`BusySpin`], [`SpinYield`], [`SpinFutex`].
 //!
 //! # The robust mutex: mechanism, and what owner death means
@@ -86,6 +87,7 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod backoff;
 mod error;
 mod event;
 mod futex;
@@ -100,6 +102,7 @@ mod rwlock;
 mod semaphore;
 mod wait;
 
+pub use backoff::Backoff;
 pub use error::{Error, Result};
 pub use event::Event;
 pub use futex::{Futex, Wake};

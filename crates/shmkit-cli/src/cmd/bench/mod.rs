@@ -388,14 +388,12 @@ fn produce<S: RingSender>(
     let start = now_ns();
     for seq in 0..plan.messages {
         let sent = if seq.is_multiple_of(STREAM_SAMPLE) { now_ns() } else { 0 };
-        // A full ring: back off (1, 2, 4 … 64 pauses) between attempts, because each failed
-        // attempt reloads the consumer's position and pulls its cache line away from it.
-        let mut backoff = 1_u32;
+        // A full ring: back off between attempts, because each failed attempt reloads the
+        // consumer's position and pulls its cache line away from it.
+        let mut backoff = shmkit_sync::Backoff::new();
         while !sender.try_send(seq, sent)? {
-            for _ in 0..backoff {
-                watch.spin()?;
-            }
-            backoff = (backoff * 2).min(64);
+            backoff.snooze();
+            watch.spin()?;
         }
         if (seq + 1).is_multiple_of(PROGRESS_STEP) {
             progress.add(PROGRESS_STEP);
