@@ -151,9 +151,7 @@ impl ShmkitThroughput {
                 continue;
             }
             let count = (chunk.len() as u64).min(BATCH - next) as usize;
-            for index in 0..count {
-                chunk.set(index, next + index as u64);
-            }
+            chunk.fill_with(|index| next + index as u64);
             chunk.commit(count);
             next += count as u64;
         }

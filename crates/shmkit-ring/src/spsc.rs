@@ -7,8 +7,15 @@
 //! offset 0    Header (128 B)           magic, version, kind, capacity, element size, total size
 //! offset 128  producer line (128 B)    tail: u64, producer owner: u32, "space" event (8 B)
 //! offset 256  consumer line (128 B)    head: u64, consumer owner: u32, "data" event (8 B)
-//! offset 384  slots                    capacity × size_of::<T>(), slot = position & (capacity − 1)
+//! offset 384  blocks                   ⌈capacity / K⌉ blocks: a stamp (u64), then K values (`T`)
 //! ```
+//!
+//! The value of a position is value `q % K` of block `q / K`, where `q = position & (capacity − 1)`.
+//! A small `T` (one fits in a line beside the stamp) gets blocks of one 64-byte line with as many
+//! values as fit beside the stamp (K = 7 for 8-byte values, 3 for `u128`): one stamp per line
+//! costs one word in eight for 8-byte values and puts the stamp a consumer polls in the same cache
+//! line as the values it then reads. A larger `T` gets blocks of a stamp line and K = 7 values
+//! from the next line on, padded to whole lines. Every block starts a line.
 //!
 //! `tail` counts values ever pushed, `head` values ever popped: 64-bit counters that never wrap in
 //! practice (at 10⁹ values a second, in 584 years). `tail − head` is the fill level, between 0 and
@@ -16,14 +23,26 @@
 //!
 //! # Protocol and orderings
 //!
-//! - The producer writes slot `tail & mask`, then stores `tail + 1` with `Release`; the consumer
-//!   loads `tail` with `Acquire` before reading any slot below it.
+//! The producer publishes a *run* of values (one `push`, or one chunk commit) by writing the
+//! values, then storing its `tail` with `Release`, then the run's end position (exclusive) into
+//! the stamp of the block of the run's first value with `Release`. A stamp `s` therefore says
+//! "every position below `s` is published" — also a stamp left from an earlier run or lap, since
+//! positions count up forever and a published position stays published until it is read.
+//!
+//! - The consumer keeps in its handle the end of the published values it knows of
+//!   (`cached_tail`). When it has read up to there, it loads the stamp of the block of the next
+//!   position with `Acquire`: a stamp above `cached_tail` (and at most a capacity above `head`)
+//!   extends what it knows. So a `pop` touches the block's line and its own line, never the
+//!   producer's: the values and their stamp arrive in one cache line transfer, and the `tail` line
+//!   stays in the producer's cache. (With a `tail` to poll, as in rtrb, every poll of an empty
+//!   ring takes that line away from the producer, which must take it back for its next store.)
 //! - The consumer reads slot `head & mask`, then stores `head + 1` with `Release`; the producer
-//!   loads `head` with `Acquire` before writing over any slot below it.
-//! - Each side keeps its own position and a cached copy of the other side's in its handle (in its
-//!   own process), and loads the other side's position only when the cached copy says full (the
-//!   producer) or empty (the consumer). So the fast path touches only the slot and the side's own
-//!   line: `push` stores `tail`, `pop` stores `head`, and neither loads the other's line.
+//!   loads `head` with `Acquire` before writing over any slot below it, only when the cached copy
+//!   in its handle says full.
+//! - `tail` serves `len`, the blocking waits, and the resumption of a taken-over producer. A
+//!   producer that died between storing `tail` and the stamp left a run the consumer cannot see:
+//!   its successor stores `tail` into the stamp of every block from the consumer's head to `tail`
+//!   (each such stamp tells the truth), so the consumer finds the run wherever it stands.
 //!
 //! # Roles
 //!
@@ -43,13 +62,16 @@
 //! as `position & mask` from the start of the slots, so no value in shared memory can move an
 //! access out of the range. Every position read from the peer is checked: the fill level
 //! `tail − head` (wrapping) must be at most the capacity, else the call returns
-//! [`Error::Corrupted`]. A peer that writes garbage can make the values wrong, never this process
-//! misbehave.
+//! [`Error::Corrupted`]. A stamp is used only if it lies between the consumer's known end and a
+//! capacity above its head; any other stamp reads as "nothing published yet" (a bad stamp cannot
+//! be told from an old one). A peer that writes garbage can make the values wrong, never this
+//! process misbehave.
 //!
 //! # Performance
 //!
 //! The fast path is one slot access, one store of the side's own position, and a compare with the
-//! cached position; no bounds check (the slot index is masked), no fence, no system call. A chunk
+//! cached position; no bounds check (the slot index is masked), no fence, no system call. The
+//! consumer polls the slot it reads next, not the producer's line (see the protocol). A chunk
 //! prefetches its slots' cache lines (for writing on the producer's side, `prefetchw`; for reading
 //! on the consumer's), so that the line transfers of a batch overlap. `benches/spsc.rs` measures
 //! the ring between two processes against rtrb and crossbeam between two threads, and against a
@@ -108,8 +130,9 @@ use crate::role::RoleName;
 
 /// The primitive's name in errors.
 const WHAT: &str = "SPSC ring";
-/// The layout version this build writes and accepts.
-const VERSION: u32 = 1;
+/// The layout version of the SPSC ring; bumped whenever the shared layout changes (2: stamped
+/// blocks, where version 1 had bare slots and a consumer that polled `tail`).
+pub const LAYOUT_VERSION: u32 = 2;
 
 const PRODUCER: RoleName = RoleName { what: WHAT, role: "producer" };
 const CONSUMER: RoleName = RoleName { what: WHAT, role: "consumer" };
@@ -169,12 +192,84 @@ mod layout {
     static_assertions::const_assert_eq!(offset_of!(ConsumerLine, data), 16);
 }
 
-/// One slot. Outside loom: the raw bytes of a `T`, only ever read and written with volatile
+/// Bytes of a cache line: a block of small values is one line.
+#[cfg(not(loom))]
+const LINE: usize = 64;
+/// Values per block when a value is too big to share a line with the stamp (a block is then a
+/// stamp line and this many values: the stamp costs an eighth of the bytes, or less).
+#[cfg(not(loom))]
+const LARGE_PER_BLOCK: usize = 7;
+
+/// Where a small value may start after the 8-byte stamp: at its alignment.
+#[cfg(not(loom))]
+const fn after_stamp<T>() -> usize {
+    if align_of::<T>() > 8 { align_of::<T>() } else { 8 }
+}
+
+/// Whether a `T` is small: at least one fits in a line beside the stamp.
+#[cfg(not(loom))]
+const fn is_small<T>() -> bool {
+    after_stamp::<T>() + size_of::<T>() <= LINE
+}
+
+/// Where a block's values start: right after the stamp for small values; for large ones, at the
+/// next line (so that a 64-byte value sits in one line, as in a bare array).
+#[cfg(not(loom))]
+const fn values_offset<T>() -> usize {
+    if is_small::<T>() {
+        after_stamp::<T>()
+    } else if align_of::<T>() > LINE {
+        align_of::<T>()
+    } else {
+        LINE
+    }
+}
+
+/// Values per block (K): for small values as many as fit in a line beside the stamp, for large
+/// ones [`LARGE_PER_BLOCK`]. (Two under loom, whose blocks are typed, see `LoomBlock`.)
+#[cfg_attr(loom, expect(clippy::extra_unused_type_parameters, reason = "K is fixed under loom"))]
+const fn per_block<T>() -> usize {
+    #[cfg(loom)]
+    return LOOM_PER_BLOCK;
+    #[cfg(not(loom))]
+    if is_small::<T>() {
+        // Not zero: a zero-sized `T` is refused before any block exists (`bytes_for`).
+        (LINE - after_stamp::<T>()) / if size_of::<T>() == 0 { 1 } else { size_of::<T>() }
+    } else {
+        LARGE_PER_BLOCK
+    }
+}
+
+/// Bytes of a block: the stamp, K values, padded to whole lines (and the values' alignment), so
+/// that every block starts a line.
+const fn block_size<T>() -> usize {
+    #[cfg(loom)]
+    return size_of::<LoomBlock<T>>();
+    #[cfg(not(loom))]
+    {
+        let unit = if align_of::<T>() > LINE { align_of::<T>() } else { LINE };
+        (values_offset::<T>() + per_block::<T>() * size_of::<T>()).next_multiple_of(unit)
+    }
+}
+
+/// A slot's value. Outside loom: the raw bytes of a `T`, only ever read and written with volatile
 /// copies. Under loom: a checked cell, so that the models catch a slot read racing its write.
 #[cfg(not(loom))]
-type Slot<T> = T;
+type Cell<T> = T;
 #[cfg(loom)]
-type Slot<T> = loom::cell::UnsafeCell<T>;
+type Cell<T> = loom::cell::UnsafeCell<T>;
+
+/// Values per block under loom: two, so that the models see runs share a stamp.
+#[cfg(loom)]
+const LOOM_PER_BLOCK: usize = 2;
+
+/// A block under loom, where atomics and cells are objects of the model.
+#[cfg(loom)]
+#[repr(C)]
+struct LoomBlock<T> {
+    stamp: AtomicU64,
+    values: [Cell<T>; LOOM_PER_BLOCK],
+}
 
 /// Writes `value` into a slot.
 ///
@@ -182,7 +277,7 @@ type Slot<T> = loom::cell::UnsafeCell<T>;
 ///
 /// - `slot` points into the slots of a ring this process mapped, inside the range it was given.
 #[inline]
-unsafe fn write_slot<T: Plain>(slot: *mut Slot<T>, value: T) {
+unsafe fn write_slot<T: Plain>(slot: *mut Cell<T>, value: T) {
     // SAFETY: the caller guarantees the pointer is in range; volatile, because the peer maps the
     // same bytes (a racing write by a misbehaving peer tears the value, which `Plain` allows).
     #[cfg(not(loom))]
@@ -202,7 +297,7 @@ unsafe fn write_slot<T: Plain>(slot: *mut Slot<T>, value: T) {
 ///
 /// - `slot` points into the slots of a ring this process mapped, inside the range it was given.
 #[inline]
-unsafe fn read_slot<T: Plain>(slot: *const Slot<T>) -> T {
+unsafe fn read_slot<T: Plain>(slot: *const Cell<T>) -> T {
     // SAFETY: in range (the caller), initialised (`init` zero-fills every slot), and every bit
     // pattern is a valid `T` (`Plain`), so even a torn read by a racing peer is a value.
     #[cfg(not(loom))]
@@ -216,8 +311,6 @@ unsafe fn read_slot<T: Plain>(slot: *const Slot<T>) -> T {
     }
 }
 
-/// Bytes of a cache line, for prefetching (the layout pads to 128, the CPU moves 64 at a time).
-const LINE: usize = 64;
 /// Lines a chunk prefetches at most: enough to have every line of a typical chunk in flight at
 /// once, few enough not to evict what the caller is working on.
 const CHUNK_PREFETCH_LINES: usize = 16;
@@ -229,7 +322,7 @@ const CHUNK_PREFETCH_LINES: usize = 16;
 /// that looks empty, the next slot is the one the producer is writing, and fetching it early
 /// takes the line away from the producer in the middle of its write.)
 #[inline]
-fn prefetch_read<T>(slot: *const Slot<T>) {
+fn prefetch_read(slot: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
     // SAFETY: `prefetcht0` never faults and changes nothing the program can observe.
     unsafe {
@@ -245,7 +338,7 @@ fn prefetch_read<T>(slot: *const Slot<T>) {
 /// lap, so each first write would wait for the line to be taken back; prefetched together, the
 /// transfers overlap instead of queueing behind each other in the store buffer.
 #[inline]
-fn prefetch_write<T>(slot: *const Slot<T>) {
+fn prefetch_write(slot: *const u8) {
     #[cfg(all(target_arch = "x86_64", not(loom)))]
     // SAFETY: `prefetchw` never faults and changes nothing the program can observe (CPUs
     // without it decode it as a no-op).
@@ -262,15 +355,18 @@ fn prefetch_write<T>(slot: *const Slot<T>) {
 pub struct SpscRing<T>(PhantomData<T>);
 
 impl<T: Plain> SpscRing<T> {
-    /// Bytes a ring of `capacity` values of `T` needs (128-byte aligned): 384 + `capacity` ×
-    /// `size_of::<T>()`.
+    /// Bytes a ring of `capacity` values of `T` needs (128-byte aligned): 384 + the blocks (see
+    /// the layout: ⌈`capacity` / K⌉ blocks of K values each).
     ///
     /// `capacity` must be a power of two; `T` must not be zero-sized or aligned to more than 128
     /// bytes.
     ///
     /// ```
     /// use shmkit_ring::spsc::SpscRing;
-    /// assert_eq!(SpscRing::<u64>::bytes_for(1024)?, 384 + 8 * 1024);
+    /// assert_eq!(SpscRing::<u64>::bytes_for(1024)?, 384 + 64 * 1024_usize.div_ceil(7));
+    /// assert_eq!(SpscRing::<[u8; 56]>::bytes_for(1024)?, 384 + 64 * 1024);
+    /// // 64-byte values: a stamp line, then 7 lines of values.
+    /// assert_eq!(SpscRing::<[u64; 8]>::bytes_for(1024)?, 384 + 512 * 1024_usize.div_ceil(7));
     /// assert!(SpscRing::<u64>::bytes_for(1000).is_err());
     /// # Ok::<(), shmkit_ring::Error>(())
     /// ```
@@ -279,15 +375,16 @@ impl<T: Plain> SpscRing<T> {
         if size_of::<T>() == 0 {
             return Err(invalid("element size", "not zero", 0));
         }
-        if align_of::<Slot<T>>() > align_of::<Shared>() {
+        if align_of::<T>() > align_of::<Shared>() {
             return Err(invalid("element alignment", "at most 128", align_of::<T>() as u64));
         }
         if !capacity.is_power_of_two() {
             return Err(invalid("capacity", "a non-zero power of two", capacity as u64));
         }
         capacity
-            .checked_mul(size_of::<Slot<T>>())
-            .and_then(|slots| slots.checked_add(size_of::<Shared>()))
+            .div_ceil(per_block::<T>())
+            .checked_mul(block_size::<T>())
+            .and_then(|blocks| blocks.checked_add(size_of::<Shared>()))
             .ok_or_else(|| {
                 invalid("capacity", "small enough for the address space", capacity as u64)
             })
@@ -334,10 +431,10 @@ impl<T: Plain> SpscRing<T> {
         ] {
             word.store(0, Ordering::Relaxed);
         }
-        // SAFETY: the slots follow `Shared` within the `needed` bytes checked above.
-        let slots = unsafe { ptr.add(size_of::<Shared>()) }.cast::<Slot<T>>();
-        // SAFETY: `capacity` slots fit in the range (checked); nobody uses them yet.
-        unsafe { zero_slots(slots, capacity) };
+        // SAFETY: the blocks follow `Shared` within the `needed` bytes checked above.
+        let blocks = unsafe { ptr.add(size_of::<Shared>()) };
+        // SAFETY: the blocks of `capacity` values fit in the range (checked); nobody uses them.
+        unsafe { zero_blocks::<T>(blocks, capacity) };
         shared.header.publish();
         Ok(())
     }
@@ -345,7 +442,12 @@ impl<T: Plain> SpscRing<T> {
 
 /// What an opener of a ring of `T` expects in the header.
 fn expected<T>() -> Expected {
-    Expected { what: WHAT, kind: Kind::Spsc, version: VERSION, element_size: size_of::<T>() as u64 }
+    Expected {
+        what: WHAT,
+        kind: Kind::Spsc,
+        version: LAYOUT_VERSION,
+        element_size: size_of::<T>() as u64,
+    }
 }
 
 /// Outside loom the bytes already are valid atomics (any bytes are), so nothing to do: `init`
@@ -381,23 +483,86 @@ unsafe fn construct(shared: NonNull<Shared>) {
     }
 }
 
-/// Zero-fills `capacity` slots, so that every slot holds a valid `T` (`Plain`: zero bytes are
-/// one) before any is read.
+/// Zero-fills the blocks of `capacity` values, so that every value is a valid `T` (`Plain`: zero
+/// bytes are one) before any is read, and every stamp is 0 (nothing published).
 ///
 /// # Safety
 ///
-/// - `slots` is valid for writes of `capacity` slots and unused by anyone else.
-unsafe fn zero_slots<T: Plain>(slots: NonNull<Slot<T>>, capacity: usize) {
+/// - `blocks` is valid for writes of the blocks of `capacity` values, aligned for them, and
+///   unused by anyone else.
+unsafe fn zero_blocks<T: Plain>(blocks: NonNull<u8>, capacity: usize) {
+    let count = capacity.div_ceil(per_block::<T>());
     #[cfg(not(loom))]
     // SAFETY: the caller guarantees the range; zero bytes are a valid `T` (`Plain`).
     unsafe {
-        slots.write_bytes(0, capacity);
+        blocks.write_bytes(0, count * block_size::<T>());
     }
     #[cfg(loom)]
-    for index in 0..capacity {
-        // SAFETY: as above; the cell is constructed in place, its value is zero bytes (`Plain`).
+    for index in 0..count {
+        // SAFETY: as above; each block is constructed in place, its values zero bytes (`Plain`).
         unsafe {
-            slots.add(index).write(loom::cell::UnsafeCell::new(core::mem::zeroed()));
+            blocks.cast::<LoomBlock<T>>().add(index).write(LoomBlock {
+                stamp: AtomicU64::new(0),
+                values: core::array::from_fn(|_| loom::cell::UnsafeCell::new(core::mem::zeroed())),
+            });
+        }
+    }
+}
+
+/// Value `index` of `block`.
+///
+/// # Safety
+///
+/// - `block` is a block of a ring this process mapped, in range, and `index` < K.
+#[inline]
+unsafe fn value_in<T>(block: *mut u8, index: usize) -> *mut Cell<T> {
+    #[cfg(not(loom))]
+    // SAFETY: value `index` < K of the block lies inside it (`block_size`).
+    unsafe {
+        block.add(values_offset::<T>() + index * size_of::<T>()).cast::<T>()
+    }
+    // SAFETY: under loom the blocks are `LoomBlock`s, constructed by `init`; `index` < K.
+    #[cfg(loom)]
+    unsafe {
+        (&raw mut (*block.cast::<LoomBlock<T>>()).values).cast::<Cell<T>>().add(index)
+    }
+}
+
+/// Visits the value slots of consecutive positions, a step costing an add and two compares
+/// instead of the division of [`Ring::slot`]: the walk of a chunk.
+struct Cursor<T> {
+    /// The current block and value index in it.
+    block: *mut u8,
+    index: usize,
+    /// Values from the current one to the end of the ring (then the walk wraps to the start).
+    left: usize,
+    /// The first block, and the capacity: where and with how many values a wrap starts over.
+    first: *mut u8,
+    capacity: usize,
+    value: PhantomData<T>,
+}
+
+impl<T> Cursor<T> {
+    /// The current value slot.
+    #[inline]
+    fn slot(&self) -> *mut Cell<T> {
+        // SAFETY: the cursor stays on the ring's blocks with `index` < K (`Ring::cursor`,
+        // `advance`).
+        unsafe { value_in::<T>(self.block, self.index) }
+    }
+
+    /// Moves to the next position's slot.
+    #[inline]
+    fn advance(&mut self) {
+        self.left -= 1;
+        self.index += 1;
+        if self.left == 0 {
+            (self.block, self.index, self.left) = (self.first, 0, self.capacity);
+        } else if self.index == per_block::<T>() {
+            // SAFETY: values are left before the end of the ring, so the next block is one of its
+            // blocks.
+            self.block = unsafe { self.block.add(block_size::<T>()) };
+            self.index = 0;
         }
     }
 }
@@ -406,9 +571,10 @@ unsafe fn zero_slots<T: Plain>(slots: NonNull<Slot<T>>, capacity: usize) {
 #[derive(Debug)]
 struct Ring<'a, T> {
     shared: &'a Shared,
-    slots: NonNull<Slot<T>>,
-    /// `capacity − 1`: slot of a position = `position & mask`.
+    blocks: NonNull<u8>,
+    /// `capacity − 1`: a position's index among the values is `position & mask`.
     mask: u64,
+    value: PhantomData<T>,
 }
 
 impl<T: Plain> Ring<'_, T> {
@@ -431,9 +597,10 @@ impl<T: Plain> Ring<'_, T> {
         if !Self::fits(capacity, layout.total_size) {
             return Err(corrupted("capacity", layout.capacity, "slots that fit in the total size"));
         }
-        // SAFETY: `size_of::<Shared>() + capacity` slots fit in `total_size` ≤ `len` (checked).
-        let slots = unsafe { ptr.add(size_of::<Shared>()) }.cast::<Slot<T>>();
-        Ok(Self { shared, slots, mask: capacity as u64 - 1 })
+        // SAFETY: `Shared` and the blocks of `capacity` values fit in `total_size` ≤ `len`
+        // (checked).
+        let blocks = unsafe { ptr.add(size_of::<Shared>()) };
+        Ok(Self { shared, blocks, mask: capacity as u64 - 1, value: PhantomData })
     }
 
     /// Whether the layout of `capacity` slots fits in `total_size` bytes (`total_size` was checked
@@ -447,31 +614,90 @@ impl<T: Plain> Ring<'_, T> {
         self.mask + 1
     }
 
-    /// The slot of `position`, always inside the slots (masked).
+    /// The block of `position` and the value's index in it; always inside the blocks (masked).
     #[inline]
-    fn slot(&self, position: u64) -> *mut Slot<T> {
-        // SAFETY: `position & mask` < capacity, and the capacity's slots are in range (`open`).
-        unsafe { self.slots.as_ptr().add((position & self.mask) as usize) }
+    fn locate(&self, position: u64) -> (*mut u8, usize) {
+        let index = (position & self.mask) as usize;
+        let per = per_block::<T>();
+        // SAFETY: `index` < capacity, so block `index / per` is one of the capacity's blocks, all
+        // in range (`open`).
+        let block = unsafe { self.blocks.as_ptr().add(index / per * block_size::<T>()) };
+        (block, index % per)
     }
 
-    /// The two contiguous pieces of `count` slots from `position` (the second empty unless they
-    /// wrap), as (first slot, length) pairs.
-    #[cfg(not(loom))]
+    /// The value slot of `position`.
     #[inline]
-    fn pieces(&self, position: u64, count: usize) -> [(*mut T, usize); 2] {
-        let start = (position & self.mask) as usize;
-        let first = count.min(self.capacity() as usize - start);
-        [(self.slot(position), first), (self.slots.as_ptr(), count - first)]
+    fn slot(&self, position: u64) -> *mut Cell<T> {
+        let (block, index) = self.locate(position);
+        // SAFETY: `block` is one of the ring's blocks and `index` < K (`locate`).
+        unsafe { value_in::<T>(block, index) }
+    }
+
+    /// A cursor at `position`, to visit the slots of the positions from there in order.
+    #[inline]
+    fn cursor(&self, position: u64) -> Cursor<T> {
+        let (block, index) = self.locate(position);
+        let left = (self.capacity() - (position & self.mask)) as usize;
+        Cursor {
+            block,
+            index,
+            left,
+            first: self.blocks.as_ptr(),
+            capacity: self.capacity() as usize,
+            value: PhantomData,
+        }
+    }
+
+    /// The stamp of the block of `position`.
+    #[inline]
+    #[cfg_attr(
+        not(loom),
+        expect(
+            clippy::cast_ptr_alignment,
+            reason = "blocks start 8-aligned: at offset 384 of a 128-aligned range, sized in \
+                      multiples of 8"
+        )
+    )]
+    fn stamp(&self, position: u64) -> &AtomicU64 {
+        let (block, _) = self.locate(position);
+        #[cfg(not(loom))]
+        // SAFETY: a block starts with its stamp, 8-aligned, alive as long as `self`; an atomic is
+        // valid for any bytes (no reference to the plain values beside it is made).
+        unsafe {
+            &*block.cast::<AtomicU64>()
+        }
+        // SAFETY: under loom the blocks are `LoomBlock`s, constructed by `init`.
+        #[cfg(loom)]
+        unsafe {
+            &(*block.cast::<LoomBlock<T>>()).stamp
+        }
+    }
+
+    /// Publishes the run of values written at `start..end` (`end` > `start`): `tail`, then the
+    /// stamp of the run's first slot (both `Release`). In this order, `tail` is never behind what
+    /// the consumer learnt from a stamp, so `tail − head` stays a fill level.
+    #[inline]
+    fn publish(&self, start: u64, end: u64) {
+        self.shared.producer.tail.store(end, Ordering::Release);
+        self.stamp(start).store(end, Ordering::Release);
+    }
+
+    /// A run end the stamp of the slot of `known` (the end of what the consumer knows is
+    /// published) gives, if it is believable: above `known` and at most a capacity above `head`.
+    #[inline]
+    fn next_run_end(&self, head: u64, known: u64) -> Option<u64> {
+        let end = self.stamp(known).load(Ordering::Acquire);
+        let ahead = end.wrapping_sub(head);
+        (ahead > known.wrapping_sub(head) && ahead <= self.capacity()).then_some(end)
     }
 
     /// Prefetches the lines of `count` slots from `position` (at most [`CHUNK_PREFETCH_LINES`]),
     /// for writing or for reading.
     #[inline]
     fn prefetch_lines(&self, position: u64, count: usize, write: bool) {
-        let step = (LINE / size_of::<Slot<T>>()).max(1);
-        for offset in (0..count).step_by(step).take(CHUNK_PREFETCH_LINES) {
-            let slot = self.slot(position.wrapping_add(offset as u64));
-            if write { prefetch_write(slot) } else { prefetch_read(slot) }
+        for offset in (0..count).step_by(per_block::<T>()).take(CHUNK_PREFETCH_LINES) {
+            let (block, _) = self.locate(position.wrapping_add(offset as u64));
+            if write { prefetch_write(block) } else { prefetch_read(block) }
         }
     }
 

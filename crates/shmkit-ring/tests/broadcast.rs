@@ -246,8 +246,12 @@ fn roles_placement_and_header_are_checked() {
             BroadcastConsumer::<[u64; 3]>::attach(ptr, len, Start::Newest),
             Err(Error::Corrupted { field: "element size", .. })
         ));
+        // Zero bytes (no creator yet). Not bytes inside the ring: its slots hold messages, which
+        // may read as any header state.
+        let mut zeroes = Buffer::new(len);
+        let (zero_ptr, zero_len) = zeroes.range();
         assert!(matches!(
-            BroadcastConsumer::<Message>::attach(ptr.add(256), len - 256, Start::Newest),
+            BroadcastConsumer::<Message>::attach(zero_ptr, zero_len, Start::Newest),
             Err(Error::NotPublished { .. })
         ));
         assert!(matches!(

@@ -146,6 +146,34 @@ mod spsc_models {
         });
     }
 
+    /// The producer pushed 1 and 2 and is gone (its handle forgotten, the role still held); a
+    /// successor takes the role over, which re-stamps the unread slots, and pushes 3 while the
+    /// consumer pops: the re-stamping never shows the consumer a value twice or out of order.
+    #[test]
+    fn a_take_over_restamps_under_a_reading_consumer() {
+        loom::model(|| {
+            let (mut buffer, mut producer, mut consumer) = ring(4);
+            assert_eq!((producer.push(1), producer.push(2)), (Ok(true), Ok(true)));
+            std::mem::forget(producer);
+            let (ptr, len) = buffer.range();
+            let addr = ptr.as_ptr().expose_provenance();
+            let successor = thread::spawn(move || {
+                let ptr = std::ptr::with_exposed_provenance_mut::<u8>(addr);
+                let ptr = std::ptr::NonNull::new(ptr).expect("non-null");
+                // SAFETY: the buffer outlives the handle (the thread is joined before it is
+                // dropped) and is used only through the ring.
+                let mut producer =
+                    unsafe { Producer::<u64>::take_over(ptr, len, ONE, TWO) }.expect("take over");
+                assert_eq!(producer.push(3), Ok(true), "room: capacity 4, at most 2 unread");
+            });
+            pop_in_order(&mut consumer, 1, 3);
+            successor.join().expect("successor");
+            assert_eq!(consumer.pop(), Ok(None));
+            drop(consumer);
+            drop(buffer);
+        });
+    }
+
     /// Capacity 4, positions at 3 before the model: a chunk of 3 wraps around the end of the
     /// slots; the consumer reads chunks and commits part of them.
     #[test]

@@ -5,7 +5,8 @@
 //! bounds-checked views of `shmkit_os::Mapping`, and checked (magic, publication state, kind,
 //! layout version, a power-of-two capacity, sizes within the region, a fill level within the
 //! capacity) before it is shown. The positions are those of the layouts `shmkit-ring` documents
-//! (version 1 of each ring); a ring of another layout version is reported, not read.
+//! (the `LAYOUT_VERSION` of each ring this shmkit links); a ring of another layout version is
+//! reported, not read.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -37,7 +38,8 @@ mod header {
 }
 
 /// The producer's line (position, owner) and the consumer's line, in the SPSC and byte rings; the
-/// producer's line and the credit table in the broadcast ring (layout version 1 of each).
+/// producer's line and the credit table in the broadcast ring (the same in SPSC layout versions 1
+/// and 2, and in version 1 of the others).
 mod lines {
     pub(super) const PRODUCER_POSITION: usize = 128;
     pub(super) const PRODUCER_OWNER: usize = 136;
@@ -182,7 +184,12 @@ fn stat(mapping: &Mapping, offset: usize, label: &str) -> Result<RingStat> {
         None => return Err(view.corrupted(&format!("unknown kind {kind_number}"))),
     };
     let version = view.u32(header::VERSION)?;
-    if version != 1 {
+    let known = match kind {
+        RingKind::Spsc => shmkit_ring::spsc::LAYOUT_VERSION,
+        RingKind::Bytes => shmkit_ring::bytes::LAYOUT_VERSION,
+        RingKind::Broadcast => shmkit_ring::broadcast::LAYOUT_VERSION,
+    };
+    if version != known {
         return Err(CliError::runtime(format!(
             "{} is a {} ring of layout version {version}, which this shmkit does not know: use the shmkit that made it",
             view.what,

@@ -3,7 +3,7 @@
 use core::num::NonZeroU32;
 use core::ptr::NonNull;
 
-use super::{CONSUMER, Ring, Slot, read_slot};
+use super::{CONSUMER, Cell, Ring, read_slot};
 use crate::error::Result;
 use crate::plain::Plain;
 use crate::primitive::Ordering;
@@ -132,30 +132,47 @@ impl<'a, T: Plain> Consumer<'a, T> {
         self.owner
     }
 
-    /// Loads the producer's tail (`Acquire`), checks it, and caches it; returns the fill level.
-    #[inline]
+    /// Loads the producer's tail (`Acquire`) and checks it; returns the fill level, and caches the
+    /// tail if it is past the known end of published values.
     fn refresh(&mut self) -> Result<u64> {
         let tail = self.ring.shared.producer.tail.load(Ordering::Acquire);
         let fill = self.ring.check_fill(tail, self.head, "tail", tail)?;
-        self.cached_tail = tail;
+        if fill > self.cached_tail.wrapping_sub(self.head) {
+            self.cached_tail = tail;
+        }
         Ok(fill)
     }
 
-    /// Values by the cached tail, refreshed only if fewer than `wanted`.
+    /// Moves the end of the values known to be published to the end of the next run, if the
+    /// stamp after it shows one; whether it did.
     #[inline]
-    fn available_for(&mut self, wanted: u64) -> Result<u64> {
-        let available = self.cached_tail.wrapping_sub(self.head);
-        if available >= wanted { Ok(available) } else { self.refresh() }
+    fn extend(&mut self) -> bool {
+        match self.ring.next_run_end(self.head, self.cached_tail) {
+            Some(end) => {
+                self.cached_tail = end;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Values known to be published, following the stamps while fewer than `wanted`.
+    #[inline]
+    fn available_for(&mut self, wanted: u64) -> u64 {
+        // At most a capacity of steps: each moves `cached_tail` on, never past `head + capacity`.
+        while self.cached_tail.wrapping_sub(self.head) < wanted && self.extend() {}
+        self.cached_tail.wrapping_sub(self.head)
     }
 
     /// Pops the oldest value: `Ok(None)` when the ring is empty. Touches only the slot and the
-    /// consumer's line, unless the ring looks empty by the cached tail: then it loads the
-    /// producer's tail once.
+    /// consumer's line: when the values known to be published are used up, it loads the stamp of
+    /// the slot it reads next (never the producer's line).
     ///
-    /// Fails with [`crate::Error::Corrupted`] if the producer's tail is out of range.
+    /// Never fails today (a stamp out of range reads as "not published"); the `Result` keeps
+    /// room for checks of the shared state.
     #[inline]
     pub fn pop(&mut self) -> Result<Option<T>> {
-        if self.cached_tail == self.head && self.refresh()? == 0 {
+        if self.cached_tail == self.head && !self.extend() {
             return Ok(None);
         }
         // SAFETY: masked into the slots; the slot at `head` is below the checked tail, so the
@@ -169,7 +186,7 @@ impl<'a, T: Plain> Consumer<'a, T> {
     /// The oldest value, left in the ring: `Ok(None)` when empty.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<T>> {
-        if self.available_for(1)? == 0 {
+        if self.available_for(1) == 0 {
             return Ok(None);
         }
         // SAFETY: as in `pop`.
@@ -192,12 +209,14 @@ impl<'a, T: Plain> Consumer<'a, T> {
     }
 
     /// Up to `max` values to read in place, released together by [`ReadChunk::commit`]: the
-    /// chunk's length is `max` or the values there, whichever is smaller (0 when empty). Loads
-    /// the producer's tail only if the cached one shows fewer than `max` values. See
+    /// chunk's length is `max` or the values there, whichever is smaller (0 when empty). Follows
+    /// the stamps of the runs after the known values only while it knows fewer than `max`. See
     /// [`super::Producer::write_chunk`] for an example.
+    ///
+    /// Never fails today, as [`Consumer::pop`].
     #[inline]
     pub fn read_chunk(&mut self, max: usize) -> Result<ReadChunk<'_, 'a, T>> {
-        let available = self.available_for(max as u64)?;
+        let available = self.available_for(max as u64);
         let len = (max as u64).min(available) as usize;
         // This chunk's lines and, if published already, the next chunk's.
         self.ring.prefetch_lines(self.head, len.saturating_mul(2).min(available as usize), false);
@@ -234,9 +253,9 @@ impl<T: Plain> Drop for Consumer<'_, T> {
 /// Published values, read in place and released together: the zero-copy batch read of
 /// [`Consumer::read_chunk`].
 ///
-/// The slots live in shared memory, so the chunk hands out no `&[T]`: read with
-/// [`ReadChunk::get`], [`ReadChunk::iter`], [`ReadChunk::copy_to_slice`], or raw pointers
-/// ([`ReadChunk::as_ptrs`]). Nothing is released until [`ReadChunk::commit`]; dropping an
+/// The slots live in shared memory, and each holds a stamp beside its value, so the chunk hands
+/// out no `&[T]`: read with [`ReadChunk::get`], [`ReadChunk::iter`] or
+/// [`ReadChunk::copy_to_slice`]. Nothing is released until [`ReadChunk::commit`]; dropping an
 /// uncommitted chunk leaves the values in the ring.
 #[derive(Debug)]
 pub struct ReadChunk<'c, 'a, T: Plain> {
@@ -258,7 +277,7 @@ impl<T: Plain> ReadChunk<'_, '_, T> {
     }
 
     #[inline]
-    fn slot(&self, index: usize) -> *mut Slot<T> {
+    fn slot(&self, index: usize) -> *mut Cell<T> {
         assert!(index < self.len, "index {index} out of a read chunk of {}", self.len);
         self.consumer.ring.slot(self.consumer.head.wrapping_add(index as u64))
     }
@@ -274,9 +293,17 @@ impl<T: Plain> ReadChunk<'_, '_, T> {
         unsafe { read_slot(self.slot(index)) }
     }
 
-    /// The chunk's values, oldest first.
+    /// The chunk's values, oldest first (one step of a cursor per value, where
+    /// [`ReadChunk::get`] locates each).
+    #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = T> + '_ {
-        (0..self.len).map(|index| self.get(index))
+        let mut cursor = self.consumer.ring.cursor(self.consumer.head);
+        (0..self.len).map(move |_| {
+            // SAFETY: a published slot of the chunk (fewer than `len` steps from its start).
+            let value = unsafe { read_slot(cursor.slot()) };
+            cursor.advance();
+            value
+        })
     }
 
     /// Copies the chunk's values into `values`, oldest first.
@@ -287,26 +314,9 @@ impl<T: Plain> ReadChunk<'_, '_, T> {
     #[inline]
     pub fn copy_to_slice(&self, values: &mut [T]) {
         assert_eq!(values.len(), self.len, "copy_to_slice from a read chunk of another length");
-        let head = self.consumer.head;
-        for (offset, value) in values.iter_mut().enumerate() {
-            // SAFETY: a published slot of the chunk (offset < len), masked into the slots.
-            *value =
-                unsafe { read_slot(self.consumer.ring.slot(head.wrapping_add(offset as u64))) };
+        for (value, read) in values.iter_mut().zip(self.iter()) {
+            *value = read;
         }
-    }
-
-    /// The chunk as raw pointers to its slots: two (start, length) pieces, the second non-empty
-    /// only if the chunk wraps around the end of the slots.
-    ///
-    /// The pointers are valid while the chunk lives, for reads of their length; read through
-    /// them only with `read_volatile` or volatile-like copies (a misbehaving peer may write the
-    /// bytes at any time), never through references.
-    #[cfg(not(loom))]
-    #[inline]
-    pub fn as_ptrs(&self) -> [(*const T, usize); 2] {
-        let [(first, first_len), (second, second_len)] =
-            self.consumer.ring.pieces(self.consumer.head, self.len);
-        [(first.cast_const(), first_len), (second.cast_const(), second_len)]
     }
 
     /// Releases the first `count` values (`Release`): the producer may write over them from now

@@ -46,9 +46,28 @@ fn shared(ptr: NonNull<u8>) -> &'static Shared {
     unsafe { ptr.cast::<Shared>().as_ref() }
 }
 
+/// The stamp of the block of `position` in a ring of `u64`s of `capacity` at `ptr` (blocks of 64
+/// bytes from offset 384, 7 values each).
+fn stamp_at(ptr: NonNull<u8>, capacity: u64, position: u64) -> &'static AtomicU64 {
+    let block = (position % capacity / 7) as usize;
+    // SAFETY: inside the test ring's blocks, 8-aligned, accessed only atomically here.
+    unsafe { ptr.add(384 + 64 * block).cast::<AtomicU64>().as_ref() }
+}
+
 #[test]
 fn bytes_for_refuses_what_cannot_be_laid_out() {
-    assert_eq!(SpscRing::<u8>::bytes_for(1), Ok(385));
+    #[repr(align(128))]
+    #[derive(Clone, Copy)]
+    struct Wide(#[expect(dead_code, reason = "only its size and alignment matter")] [u8; 128]);
+    // SAFETY: any bytes are a `Wide`, it has no padding and no pointers.
+    unsafe impl Plain for Wide {}
+    assert_eq!(SpscRing::<u8>::bytes_for(1), Ok(384 + 64)); // one block: stamp, 56 values
+    assert_eq!(SpscRing::<u64>::bytes_for(8), Ok(384 + 2 * 64)); // 7 values a block
+    // Large values: a stamp line, then 7 values, padded to whole lines.
+    assert_eq!(SpscRing::<[u8; 100]>::bytes_for(2), Ok(384 + 768));
+    assert_eq!(SpscRing::<[u8; 57]>::bytes_for(8), Ok(384 + 2 * 512));
+    assert_eq!(SpscRing::<u128>::bytes_for(8), Ok(384 + 3 * 64)); // 16-aligned: 3 a line
+    assert_eq!(SpscRing::<Wide>::bytes_for(1), Ok(384 + 128 + 7 * 128));
     assert!(matches!(SpscRing::<u64>::bytes_for(0), Err(Error::InvalidInput { .. })));
     assert!(matches!(SpscRing::<u64>::bytes_for(3), Err(Error::InvalidInput { .. })));
     assert!(matches!(SpscRing::<[u8; 0]>::bytes_for(4), Err(Error::InvalidInput { .. })));
@@ -61,7 +80,8 @@ fn init_checks_the_placement() {
     let ptr = buffer.ptr();
     // SAFETY: inside the buffer.
     unsafe {
-        let result = SpscRing::<u64>::init(ptr, 384 + 8 * 8 - 1, 8);
+        let result =
+            SpscRing::<u64>::init(ptr, SpscRing::<u64>::bytes_for(8).expect("layout") - 1, 8);
         assert!(matches!(result, Err(Error::Placement { reason: "too small", .. })));
         let result = SpscRing::<u64>::init(ptr.add(8), 1000, 8);
         assert!(matches!(result, Err(Error::Placement { reason: "misaligned", .. })));
@@ -153,18 +173,16 @@ fn chunks_split_at_the_wrap_and_commit_part() {
     }
     let mut chunk = producer.write_chunk(100).expect("chunk");
     assert_eq!(chunk.len(), 8);
-    let [(first, first_len), (second, second_len)] = chunk.as_mut_ptrs();
-    assert_eq!((first_len, second_len), (2, 6));
-    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
-    assert_eq!(second.cast::<u8>(), unsafe { ptr.as_ptr().add(384) });
-    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
-    assert_eq!(first, unsafe { second.add(6) });
     for index in 0..5 {
         chunk.set(index, 100 + index as u64);
     }
     assert_eq!(chunk.get(4), 104);
     chunk.commit(5);
     assert_eq!(consumer.len(), Ok(5));
+    // One stamp for the run, in the block of its first value (position 6, block 0): the run's
+    // end. The next block (position 7) keeps what it had: nothing yet.
+    let stamps = (stamp_at(ptr, 8, 6), stamp_at(ptr, 8, 7));
+    assert_eq!((stamps.0.load(Ordering::Relaxed), stamps.1.load(Ordering::Relaxed)), (11, 0));
     // An uncommitted chunk publishes nothing.
     let mut chunk = producer.write_chunk(2).expect("chunk");
     chunk.copy_from_slice(&[7, 7]);
@@ -174,8 +192,6 @@ fn chunks_split_at_the_wrap_and_commit_part() {
 
     let chunk = consumer.read_chunk(3).expect("chunk");
     assert_eq!(chunk.iter().collect::<Vec<_>>(), [100, 101, 102]);
-    let [(_, first_len), (_, second_len)] = chunk.as_ptrs();
-    assert_eq!((first_len, second_len), (2, 1));
     chunk.commit(1);
     let chunk = consumer.read_chunk(10).expect("chunk");
     let mut values = [0; 4];
@@ -276,14 +292,48 @@ fn corrupt_positions_are_reported_not_followed() {
     assert!(matches!(producer.push(9), Err(Error::Corrupted { field: "head", value: 100, .. })));
     assert!(matches!(producer.free(), Err(Error::Corrupted { .. })));
     shared(ptr).consumer.head.store(0, Ordering::Relaxed);
-    // A tail far ahead: the consumer drains what it knew, then refuses.
+    // A tail far ahead: `len` refuses it; `pop` never reads the tail, and the stamps say the
+    // four values are all there is.
     shared(ptr).producer.tail.store(u64::MAX, Ordering::Relaxed);
     for value in 0..4 {
         assert_eq!(consumer.pop(), Ok(Some(value)));
     }
-    assert!(matches!(consumer.pop(), Err(Error::Corrupted { field: "tail", .. })));
-    assert!(matches!(consumer.read_chunk(1), Err(Error::Corrupted { .. })));
-    assert!(matches!(consumer.len(), Err(Error::Corrupted { .. })));
+    assert_eq!(consumer.pop(), Ok(None));
+    assert!(consumer.read_chunk(1).expect("chunk").is_empty());
+    assert!(matches!(consumer.len(), Err(Error::Corrupted { field: "tail", .. })));
+    // A stamp beyond a capacity ahead of the head reads as "not published"; a believable one
+    // gives the values in the slots (wrong values, never an access outside the ring).
+    stamp_at(ptr, 4, 4).store(4 + 5, Ordering::Relaxed);
+    assert_eq!(consumer.pop(), Ok(None));
+    stamp_at(ptr, 4, 4).store(4 + 4, Ordering::Relaxed);
+    assert_eq!(
+        consumer.read_chunk(10).map(|chunk| chunk.iter().collect::<Vec<_>>()),
+        Ok(std::vec![0, 1, 2, 3])
+    );
+}
+
+#[test]
+fn a_taken_over_producer_stamps_the_run_its_predecessor_counted_but_did_not_stamp() {
+    let (_buffer, ptr, len) = ring::<u64>(8);
+    // SAFETY: the buffer outlives the handles.
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+    producer.push(10).expect("push");
+    producer.push(11).expect("push");
+    // The producer writes a run of two at position 2, stores the tail, and dies before the stamp.
+    producer.write_chunk(2).expect("chunk").copy_from_slice(&[12, 13]);
+    shared(ptr).producer.tail.store(4, Ordering::Release);
+    core::mem::forget(producer);
+    assert_eq!(consumer.pop(), Ok(Some(10)));
+    assert_eq!(consumer.read_chunk(3).map(|chunk| chunk.len()), Ok(1)); // 11; 12 has no stamp
+    // SAFETY: as above.
+    let mut producer =
+        unsafe { Producer::<u64>::take_over(ptr, len, ONE, TWO) }.expect("take over");
+    assert_eq!(producer.push(14), Ok(true));
+    let values: Vec<_> = core::iter::from_fn(|| consumer.pop().expect("pop")).collect();
+    assert_eq!(values, [11, 12, 13, 14]);
+    assert_eq!(stamp_at(ptr, 8, 4).load(Ordering::Relaxed), 5); // the successor's run: 4..5
 }
 
 #[test]
