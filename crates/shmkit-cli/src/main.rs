@@ -17,7 +17,7 @@ mod args;
 mod cmd;
 mod error;
 mod output;
-mod proc_scan;
+mod process;
 mod signal;
 mod size;
 mod target;

@@ -1,17 +1,12 @@
 //! The regions of this host as the commands see them, and finding the one a command names.
 //!
-//! The list is `shmkit_os::list::list()` (every file in `/dev/shm`, on shmkit's hugetlbfs mounts,
-//! and every System V segment) plus the files on any other hugetlbfs mount (such as
-//! `/dev/hugepages`), which `shmkit-os` does not list because shmkit never creates regions there.
+//! The list is `shmkit_os::list::list_all()`: every file in `/dev/shm`, on shmkit's hugetlbfs
+//! mounts and on any other hugetlbfs mount (such as `/dev/hugepages`), and every System V segment.
 
 use std::fmt::Write as _;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 
 use shmkit_name::{Name, PageSize};
 use shmkit_os::list::{ListedRegion, RegionKind};
-use shmkit_os::mounts;
 use shmkit_os::sysv::SysvKey;
 
 use crate::args::{KindArg, Selector, parse_sysv_key};
@@ -22,9 +17,6 @@ use crate::error::{CliError, Result};
 pub struct HostRegion {
     /// What `shmkit-os` says of it.
     pub listed: ListedRegion,
-    /// The page size in bytes, where known (a hugetlbfs mount's page size may be one shmkit has no
-    /// [`PageSize`] for, like 64 KiB on arm64).
-    pub page_size_bytes: Option<u64>,
 }
 
 impl HostRegion {
@@ -32,8 +24,17 @@ impl HostRegion {
     pub fn kind_name(&self) -> &'static str {
         match self.listed.kind {
             RegionKind::Posix => "posix",
-            RegionKind::Hugetlbfs(_) => "hugetlbfs",
+            RegionKind::Hugetlbfs(_) | RegionKind::ForeignHugetlbfs { .. } => "hugetlbfs",
             RegionKind::SysV { .. } => "sysv",
+        }
+    }
+
+    /// The page size in bytes, where known (a hugetlbfs mount's page size may be one shmkit has no
+    /// [`PageSize`] for, like 64 KiB on arm64).
+    pub fn page_size_bytes(&self) -> Option<u64> {
+        match self.listed.kind {
+            RegionKind::ForeignHugetlbfs { page_size_bytes } => Some(page_size_bytes),
+            _ => self.listed.page_size.map(|size| size.bytes() as u64),
         }
     }
 
@@ -74,63 +75,7 @@ impl HostRegion {
 /// Every region of the host, sorted: POSIX, shmkit's hugetlbfs mounts, other hugetlbfs mounts,
 /// System V.
 pub fn host_regions() -> Result<Vec<HostRegion>> {
-    let listed = shmkit_os::list::list()?;
-    let (sysv, files): (Vec<_>, Vec<_>) =
-        listed.into_iter().partition(|region| matches!(region.kind, RegionKind::SysV { .. }));
-    let mut out: Vec<HostRegion> = files
-        .into_iter()
-        .map(|listed| HostRegion {
-            page_size_bytes: listed.page_size.map(|size| size.bytes() as u64),
-            listed,
-        })
-        .collect();
-    out.extend(other_hugetlbfs_files()?);
-    out.extend(sysv.into_iter().map(|listed| HostRegion { listed, page_size_bytes: None }));
-    Ok(out)
-}
-
-/// Files on hugetlbfs mounts other than shmkit's `.huge` and `.gigantic`.
-fn other_hugetlbfs_files() -> Result<Vec<HostRegion>> {
-    let ours: Vec<PathBuf> = [PageSize::Huge, PageSize::Gigantic]
-        .into_iter()
-        .filter_map(|page_size| mounts::region_dir(page_size).ok())
-        .filter_map(|dir| fs::canonicalize(dir).ok())
-        .collect();
-    let mut seen = ours;
-    let mut out = Vec::new();
-    for mount in mounts::hugetlbfs_mounts()? {
-        let Ok(dir) = fs::canonicalize(&mount.path) else { continue };
-        if seen.contains(&dir) {
-            continue;
-        }
-        seen.push(dir.clone());
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            // Not following symlinks: a link is not a region.
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.file_type().is_file() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            out.push(HostRegion {
-                listed: ListedRegion {
-                    kind: RegionKind::Hugetlbfs(mount.page_size.unwrap_or(PageSize::Huge)),
-                    region_name: Name::new(&name).ok(),
-                    name,
-                    path: Some(entry.path()),
-                    size: meta.size(),
-                    page_size: mount.page_size,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    attach_count: None,
-                },
-                page_size_bytes: Some(meta.blksize()),
-            });
-        }
-    }
-    out.sort_by(|a, b| a.listed.path.cmp(&b.listed.path));
-    Ok(out)
+    Ok(shmkit_os::list::list_all()?.into_iter().map(|listed| HostRegion { listed }).collect())
 }
 
 /// Whether `region` is what `selector` names (its kind and page size filters included).

@@ -9,7 +9,9 @@
 //! - [`SysvSegment`] (`shmget`/`shmat`, visible to `ipcs -m`), [`Memfd`] (sealable, for passing
 //!   to a peer), [`FileRegion`] (any path, `msync`), [`AnonHugePages`] (one process's huge pages,
 //!   released whole or in part), [`lock::lock_all`] (`mlockall`), [`list::list`] (every region
-//!   of every backend) and [`list::mappers`] (who maps a file).
+//!   of every backend; [`list::list_all`] adds other programs' hugetlbfs mounts),
+//!   [`list::mappers`] (who maps a file) and [`list::usage`] (mappers, NUMA placement and page
+//!   size of many regions in one pass over `/proc`).
 //! - [`numa`]: topology from sysfs, placement with `set_mempolicy`/`mbind`, verification with
 //!   `move_pages`.
 //!
@@ -51,6 +53,7 @@ pub use list::{ListedRegion, RegionKind};
 pub use map::{Access, MapOptions, Mapping, SyncMode};
 pub use memfd::{Memfd, Seals};
 pub use region::{
-    DEFAULT_MODE, Placement, Region, RegionInfo, RegionOptions, info, path_of, unlink,
+    DEFAULT_MODE, Placement, Region, RegionInfo, RegionOptions, STAGING_PREFIX, StagingName, info,
+    path_of, unlink,
 };
 pub use sysv::{SysvInfo, SysvKey, SysvSegment};

@@ -1,5 +1,7 @@
 //! Every region on the host, whoever made it: POSIX shared memory in `/dev/shm`, files on
-//! shmkit's hugetlbfs mounts, and System V segments; and which processes map a given file.
+//! shmkit's hugetlbfs mounts (and, with [`list_all`], on every other hugetlbfs mount), and System
+//! V segments; which processes map a given file ([`mappers`]); and, for many regions in one pass,
+//! their mappers, NUMA placement and page size ([`usage`]).
 //!
 //! memfds, plain files elsewhere and anonymous memory have no place to be listed from; they show
 //! only in the `/proc/PID/maps` of the processes that map them.
@@ -32,7 +34,10 @@ use shmkit_name::{Name, PageSize};
 
 use crate::error::{Error, Result};
 use crate::mounts;
+use crate::region::STAGING_PREFIX;
 use crate::sysv::{self, SysvKey};
+
+pub mod usage;
 
 /// Which backend a listed region lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +46,13 @@ pub enum RegionKind {
     Posix,
     /// A file on shmkit's hugetlbfs mount for that page size.
     Hugetlbfs(PageSize),
+    /// A file on a hugetlbfs mount other than shmkit's (such as `/dev/hugepages`): only
+    /// [`list_all`] lists these.
+    ForeignHugetlbfs {
+        /// The mount's page size in bytes (the file's `st_blksize`), which may be one shmkit has
+        /// no [`PageSize`] for (64 KiB on arm64, say).
+        page_size_bytes: u64,
+    },
     /// A System V segment.
     SysV {
         /// Its key; `None` for a private segment or one marked for removal.
@@ -50,7 +62,7 @@ pub enum RegionKind {
     },
 }
 
-/// One region found by [`list`].
+/// One region found by [`list`] or [`list_all`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedRegion {
     /// The backend.
@@ -64,7 +76,8 @@ pub struct ListedRegion {
     pub path: Option<PathBuf>,
     /// The size in bytes.
     pub size: u64,
-    /// The page size, where it is known (not for System V segments, which do not record it).
+    /// The page size, where it is known (not for System V segments, which do not record it, nor
+    /// for a foreign hugetlbfs mount whose page size shmkit has no [`PageSize`] for).
     pub page_size: Option<PageSize>,
     /// The permission bits.
     pub mode: u32,
@@ -87,13 +100,47 @@ pub struct ListedRegion {
 /// [`Error::Os`] if a folder or `/proc/sysvipc/shm` cannot be read; [`Error::Corrupted`] if the
 /// latter does not parse.
 pub fn list() -> Result<Vec<ListedRegion>> {
-    let mut out = list_dir(Path::new(mounts::POSIX_SHM_DIR), RegionKind::Posix, PageSize::Normal)?;
+    list_with(false)
+}
+
+/// [`list`], and the regular files of every other hugetlbfs mount of `/proc/self/mounts` (such as
+/// `/dev/hugepages`), as [`RegionKind::ForeignHugetlbfs`] with the mount's page size: shmkit never
+/// creates regions there, but other programs do. A mount reached by two paths is listed once; one
+/// this user may not read is left out. Sorted by backend (foreign files after shmkit's hugetlbfs
+/// files, by path), then name.
+///
+/// ```
+/// use shmkit_os::list::{RegionKind, list, list_all};
+///
+/// let is_foreign =
+///     |region: &shmkit_os::ListedRegion| matches!(region.kind, RegionKind::ForeignHugetlbfs { .. });
+/// assert!(!list()?.iter().any(is_foreign));
+/// assert!(list_all()?.iter().filter(|region| is_foreign(region)).all(|region| region.path.is_some()));
+/// # Ok::<(), shmkit_os::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`list`], and [`Error::Os`] if `/proc/self/mounts` cannot be read.
+pub fn list_all() -> Result<Vec<ListedRegion>> {
+    list_with(true)
+}
+
+fn list_with(foreign: bool) -> Result<Vec<ListedRegion>> {
+    let mut out = list_dir(Path::new(mounts::POSIX_SHM_DIR), Folder::Posix)?;
+    let mut ours = Vec::new();
     for page_size in [PageSize::Huge, PageSize::Gigantic] {
         match mounts::region_dir(page_size) {
-            Ok(dir) => out.extend(list_dir(&dir, RegionKind::Hugetlbfs(page_size), page_size)?),
+            Ok(dir) => {
+                out.extend(list_dir(&dir, Folder::Shmkit(page_size))?);
+                ours.push(dir);
+            }
             Err(Error::NoHugetlbfsMount { .. }) => {}
             Err(error) => return Err(error),
         }
+    }
+    if foreign {
+        out.extend(foreign_hugetlbfs_files(&ours)?);
     }
     // A kernel built without SysV IPC has no /proc/sysvipc/shm: nothing to list there.
     let segments = match sysv::list_sysv() {
@@ -118,16 +165,49 @@ pub fn list() -> Result<Vec<ListedRegion>> {
     Ok(out)
 }
 
-fn sort_key(region: &ListedRegion) -> (u8, Option<PageSize>, &str, i32) {
+fn sort_key(region: &ListedRegion) -> (u8, Option<PageSize>, Option<&Path>, &str, i32) {
     match region.kind {
-        RegionKind::Posix => (0, None, &region.name, 0),
-        RegionKind::Hugetlbfs(page_size) => (1, Some(page_size), &region.name, 0),
-        RegionKind::SysV { id, .. } => (2, None, &region.name, id),
+        RegionKind::Posix => (0, None, None, &region.name, 0),
+        RegionKind::Hugetlbfs(page_size) => (1, Some(page_size), None, &region.name, 0),
+        RegionKind::ForeignHugetlbfs { .. } => (2, None, region.path.as_deref(), &region.name, 0),
+        RegionKind::SysV { id, .. } => (3, None, None, &region.name, id),
     }
 }
 
+/// The files of the hugetlbfs mounts other than shmkit's folders `ours`.
+fn foreign_hugetlbfs_files(ours: &[PathBuf]) -> Result<Vec<ListedRegion>> {
+    // Compared as the kernel resolves them: a mount may be reached through a symlink.
+    let mut seen: Vec<PathBuf> = ours.iter().filter_map(|dir| fs::canonicalize(dir).ok()).collect();
+    let mut out = Vec::new();
+    for mount in mounts::hugetlbfs_mounts()? {
+        let Ok(dir) = fs::canonicalize(&mount.path) else { continue };
+        if seen.contains(&dir) {
+            continue;
+        }
+        seen.push(dir.clone());
+        match list_dir(&dir, Folder::Foreign(mount.page_size)) {
+            Ok(found) => out.extend(found),
+            // Not readable by this user (or unmounted meanwhile): nothing to list there.
+            Err(Error::Os { .. }) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(out)
+}
+
+/// The folders regions are listed from.
+#[derive(Clone, Copy)]
+enum Folder {
+    /// `/dev/shm`.
+    Posix,
+    /// shmkit's hugetlbfs mount of that page size.
+    Shmkit(PageSize),
+    /// Another hugetlbfs mount, with its page size where shmkit has a [`PageSize`] for it.
+    Foreign(Option<PageSize>),
+}
+
 /// The regular files of `dir` (symlinks and folders are not regions).
-fn list_dir(dir: &Path, kind: RegionKind, page_size: PageSize) -> Result<Vec<ListedRegion>> {
+fn list_dir(dir: &Path, folder: Folder) -> Result<Vec<ListedRegion>> {
     let label = dir.display();
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(Error::io("read_dir", &label))? {
@@ -142,20 +222,26 @@ fn list_dir(dir: &Path, kind: RegionKind, page_size: PageSize) -> Result<Vec<Lis
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        // A region being created is not a region yet; POSIX semaphores (`sem.NAME`) share
-        // /dev/shm but are not shared memory regions.
-        if name.starts_with(crate::region::STAGING_PREFIX)
-            || (kind == RegionKind::Posix && name.starts_with("sem."))
-        {
+        // A region being created is not a region yet.
+        if name.starts_with(STAGING_PREFIX) {
             continue;
         }
+        let (kind, page_size) = match folder {
+            // POSIX semaphores (`sem.NAME`) share /dev/shm but are not shared memory regions.
+            Folder::Posix if name.starts_with("sem.") => continue,
+            Folder::Posix => (RegionKind::Posix, Some(PageSize::Normal)),
+            Folder::Shmkit(page_size) => (RegionKind::Hugetlbfs(page_size), Some(page_size)),
+            Folder::Foreign(page_size) => {
+                (RegionKind::ForeignHugetlbfs { page_size_bytes: meta.blksize() }, page_size)
+            }
+        };
         out.push(ListedRegion {
             kind,
             region_name: Name::new(&name).ok(),
             name,
             path: Some(entry.path()),
             size: meta.size(),
-            page_size: Some(page_size),
+            page_size,
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
@@ -171,66 +257,14 @@ fn list_dir(dir: &Path, kind: RegionKind, page_size: PageSize) -> Result<Vec<Lis
 ///
 /// Processes whose maps cannot be read (another user's, without privilege) or that exit while
 /// being read are left out, so the answer may be short for an unprivileged caller. System V
-/// segments have [`ListedRegion::attach_count`] instead.
+/// segments have [`ListedRegion::attach_count`] instead. For many regions at once, with their
+/// NUMA placement and page size, see [`usage::scan`].
 ///
 /// # Errors
 ///
 /// [`Error::Os`] if `/proc` cannot be read.
 pub fn mappers(path: &Path) -> Result<Vec<u32>> {
-    // Maps show the path the kernel resolved, so compare with the same.
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    // The kernel escapes newlines in the path column as `\012`.
-    let wanted = path.to_string_lossy().replace('\n', "\\012");
-    let mut pids = Vec::new();
-    for entry in fs::read_dir("/proc").map_err(Error::io("read_dir", "/proc"))? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(maps) = fs::read_to_string(entry.path().join("maps")) else { continue };
-        if maps
-            .lines()
-            .any(|line| maps_line_path(line).is_some_and(|mapped| same_path(mapped, &wanted)))
-        {
-            pids.push(pid);
-        }
-    }
-    pids.sort_unstable();
-    Ok(pids)
-}
-
-/// The path column of a `/proc/PID/maps` line: everything after the five fixed fields
-/// (address, perms, offset, device, inode); `None` for an anonymous mapping.
-fn maps_line_path(line: &str) -> Option<&str> {
-    let mut rest = line;
-    for _ in 0..5 {
-        rest = rest.trim_start();
-        let end = rest.find(char::is_whitespace)?;
-        rest = &rest[end..];
-    }
-    let path = rest.trim_start();
-    (!path.is_empty()).then_some(path)
-}
-
-fn same_path(mapped: &str, wanted: &str) -> bool {
-    mapped == wanted || mapped.strip_suffix(" (deleted)") == Some(wanted)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_path_column() {
-        let line =
-            "7f0000000000-7f0000200000 rw-s 00000000 00:2d 1234                       /dev/shm/a b";
-        assert_eq!(maps_line_path(line), Some("/dev/shm/a b"));
-        let deleted = "7f0000000000-7f0000001000 rw-s 00000000 00:01 77   /memfd:x (deleted)";
-        assert_eq!(maps_line_path(deleted), Some("/memfd:x (deleted)"));
-        assert_eq!(maps_line_path("7f0000000000-7f0000001000 ---p 00000000 00:00 0 "), None);
-        assert_eq!(maps_line_path("garbage"), None);
-        assert!(same_path("/dev/shm/x (deleted)", "/dev/shm/x"));
-        assert!(same_path("/dev/shm/x", "/dev/shm/x"));
-        assert!(!same_path("/dev/shm/xy", "/dev/shm/x"));
-    }
+    let target = usage::Target::file(path);
+    let mut found = usage::scan_with(std::slice::from_ref(&target), false)?;
+    Ok(found.remove(&target).map(|usage| usage.pids).unwrap_or_default())
 }

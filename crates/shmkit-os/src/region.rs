@@ -1,6 +1,7 @@
 //! Named regions: POSIX shared memory (`/dev/shm/NAME`, normal pages) and hugetlbfs files
 //! (`BASE/.huge/NAME`, `BASE/.gigantic/NAME`), one concept whatever the page size.
 
+use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -131,14 +132,61 @@ struct Staging {
     path: Option<PathBuf>,
 }
 
-/// The prefix of staging files.
-pub(crate) const STAGING_PREFIX: &str = ".shmkit-new-";
+/// The prefix of the hidden staging file a region is built in ([`RegionOptions::create`]) before
+/// it is published under its name; the whole file name is a [`StagingName`].
+pub const STAGING_PREFIX: &str = ".shmkit-new-";
+
+/// The name of a staging file, `.shmkit-new-PID-N-NAME`: the process creating the region, its
+/// count of staging files made before this one, and the region's name. A staging file left behind
+/// by a creator that died can be told, and removed, by its pid.
+///
+/// ```
+/// use shmkit_name::Name;
+/// use shmkit_os::StagingName;
+///
+/// let staging = StagingName::parse(".shmkit-new-4242-7-orders.v1").ok_or("not a staging file")?;
+/// assert_eq!((staging.pid, staging.counter, staging.name), (4242, 7, Name::new("orders.v1")?));
+/// assert_eq!(staging.to_string(), ".shmkit-new-4242-7-orders.v1");
+/// assert_eq!(StagingName::parse("orders.v1"), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StagingName {
+    /// The pid of the process that is (or was) creating the region.
+    pub pid: u32,
+    /// How many staging files that process had made before this one.
+    pub counter: u64,
+    /// The name the region is published under.
+    pub name: Name,
+}
+
+impl StagingName {
+    /// The parts of the file name `file_name`, or `None` if it is not a staging file's name (no
+    /// [`STAGING_PREFIX`], a bad pid or counter, or an invalid region name).
+    pub fn parse(file_name: &str) -> Option<Self> {
+        let rest = file_name.strip_prefix(STAGING_PREFIX)?;
+        let (pid, rest) = rest.split_once('-')?;
+        let (counter, name) = rest.split_once('-')?;
+        Some(Self {
+            pid: pid.parse().ok()?,
+            counter: counter.parse().ok()?,
+            name: Name::new(name).ok()?,
+        })
+    }
+}
+
+impl fmt::Display for StagingName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{STAGING_PREFIX}{}-{}-{}", self.pid, self.counter, self.name)
+    }
+}
 
 impl Staging {
     fn create(dir: &Path, name: &Name, mode: u32) -> Result<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("{STAGING_PREFIX}{}-{n}-{name}", std::process::id()));
+        let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let staging = StagingName { pid: std::process::id(), counter, name: *name };
+        let path = dir.join(staging.to_string());
         let flags =
             OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
         let fd = rustix::fs::open(&path, flags, Mode::from_raw_mode(mode & 0o777))
@@ -619,5 +667,26 @@ mod tests {
             Err(Error::InvalidInput { .. })
         ));
         assert_eq!(region_size(3, PageSize::Huge, "x").ok(), Some(3 << 21));
+    }
+
+    #[test]
+    fn staging_names_round_trip_and_refuse_other_names() {
+        let name = Name::new("a-b-c").expect("valid");
+        let staging = StagingName { pid: 12, counter: 3, name };
+        assert_eq!(staging.to_string(), ".shmkit-new-12-3-a-b-c");
+        assert_eq!(StagingName::parse(&staging.to_string()), Some(staging));
+        for other in [
+            "a-b-c",
+            ".shmkit-new-",
+            ".shmkit-new-12",
+            ".shmkit-new-12-3",
+            ".shmkit-new-12-3-",
+            ".shmkit-new-x-3-a",
+            ".shmkit-new-12-x-a",
+            ".shmkit-new--3-a",
+            ".shmkit-new-99999999999-3-a",
+        ] {
+            assert_eq!(StagingName::parse(other), None, "{other}");
+        }
     }
 }

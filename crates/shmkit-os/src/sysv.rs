@@ -457,6 +457,65 @@ impl SysvSegment {
     pub fn remove(self) -> Result<()> {
         remove_id(self.id)
     }
+
+    /// `shmctl(id, IPC_SET)`—Gives the segment to user `uid` and group `gid` with permission
+    /// bits `mode`; see [`set_owner_id`].
+    ///
+    /// # References
+    ///  - [Linux `shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+    ///
+    /// ```
+    /// use shmkit_name::PageSize;
+    /// use shmkit_os::sysv::SysvSegment;
+    ///
+    /// let segment = SysvSegment::create_private(4096, PageSize::Normal, 0o600)?;
+    /// let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    /// segment.set_owner(uid, gid, 0o640)?;
+    /// assert_eq!(segment.stat()?.mode, 0o640);
+    /// segment.remove()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`set_owner_id`].
+    #[doc(alias = "IPC_SET")]
+    pub fn set_owner(&self, uid: u32, gid: u32, mode: u32) -> Result<()> {
+        set_owner_id(self.id, uid, gid, mode)
+    }
+}
+
+/// `shmctl(id, IPC_STAT)` then `shmctl(id, IPC_SET)`—Gives the segment with id `id` to user
+/// `uid` and group `gid`, with permission bits `mode` (at most `0o777`); its size, creator and
+/// times are unchanged.
+///
+/// The kernel allows it to the segment's owner or creator without privilege (anyone else needs
+/// `CAP_SYS_ADMIN`), and the creator keeps the owner's rights after handing the segment over: a
+/// creator can give a segment to a peer's user and still attach, use and remove it.
+///
+/// # References
+///  - [Linux `shmctl(2)`](https://man7.org/linux/man-pages/man2/shmctl.2.html)
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a `mode` beyond `0o777`; [`Error::NotFound`] once the segment is
+/// gone; [`Error::Os`] (`EPERM`) when the caller is neither its owner, its creator nor
+/// privileged.
+#[doc(alias = "shmctl")]
+#[doc(alias = "IPC_SET")]
+pub fn set_owner_id(id: i32, uid: u32, gid: u32, mode: u32) -> Result<()> {
+    if mode > 0o777 {
+        return Err(Error::invalid("mode", format!("{mode:o} has bits beyond 0o777")));
+    }
+    let mut ds = ipc_stat(id)?;
+    ds.shm_perm.uid = uid;
+    ds.shm_perm.gid = gid;
+    ds.shm_perm.mode = mode as libc::c_ushort;
+    // SAFETY: IPC_SET reads one shmid_ds, which `ds` is; the kernel copies it and keeps nothing.
+    if unsafe { libc::shmctl(id, libc::IPC_SET, &raw mut ds) } < 0 {
+        return Err(not_found_or_os(last_errno(), "shmctl(IPC_SET)", id));
+    }
+    Ok(())
 }
 
 /// `shmctl(id, IPC_RMID)`—Removes the segment with id `id` (as `ipcrm -m id` does); see
@@ -490,6 +549,11 @@ pub fn remove_id(id: i32) -> Result<()> {
 /// As [`SysvSegment::stat`].
 #[doc(alias = "IPC_STAT")]
 pub fn stat_id(id: i32) -> Result<SysvInfo> {
+    Ok(SysvInfo::from_stat(id, &ipc_stat(id)?))
+}
+
+/// `shmctl(id, IPC_STAT)`, the kernel's record as it is.
+fn ipc_stat(id: i32) -> Result<libc::shmid_ds> {
     let mut ds = MaybeUninit::<libc::shmid_ds>::zeroed();
     // SAFETY: `ds` is a writable shmid_ds, the buffer IPC_STAT fills.
     let result = unsafe { libc::shmctl(id, libc::IPC_STAT, ds.as_mut_ptr()) };
@@ -498,8 +562,7 @@ pub fn stat_id(id: i32) -> Result<SysvInfo> {
     }
     // SAFETY: zero-initialised (every field is an integer, so all-zero is valid) and filled by
     // the kernel on success.
-    let ds = unsafe { ds.assume_init() };
-    Ok(SysvInfo::from_stat(id, &ds))
+    Ok(unsafe { ds.assume_init() })
 }
 
 fn not_found_or_os(errno: rustix::io::Errno, op: &'static str, id: i32) -> Error {

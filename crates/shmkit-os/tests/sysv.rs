@@ -131,6 +131,34 @@ fn an_existing_key_and_bad_input_are_refused() {
 }
 
 #[test]
+fn a_segment_handed_to_another_user_stays_its_creators_to_use_and_remove() {
+    // A user and group nobody has: the creator may hand its segment to anyone, root or not.
+    const OTHER: u32 = 54_321;
+    let segment = SysvSegment::create(unique_key(), 4096, PageSize::Normal, 0o600).expect("create");
+    let _guard = SysvGuard(segment.id());
+    segment.set_owner(OTHER, OTHER, 0o640).expect("IPC_SET");
+    let info = segment.stat().expect("stat");
+    let me = rustix::process::geteuid().as_raw();
+    assert_eq!(
+        (info.uid, info.gid, info.mode, info.cuid, info.size),
+        (OTHER, OTHER, 0o640, me, 4096)
+    );
+    assert_eq!(ipcs_row(segment.id()).map(|row| row.perms), Some("640".to_owned()));
+
+    // The creator keeps the owner's rights: it still attaches (read-write) and removes it.
+    let mapping = segment.attach(&MapOptions::new()).expect("the creator attaches");
+    mapping.write_at(0, b"still mine").expect("write");
+    drop(mapping);
+    let refused = segment.set_owner(OTHER, OTHER, 0o1640);
+    assert!(matches!(refused, Err(Error::InvalidInput { .. })), "{refused:?}");
+    sysv::set_owner_id(segment.id(), me, OTHER, 0o600).expect("IPC_SET by id");
+    assert_eq!(segment.stat().map(|info| (info.uid, info.mode)).ok(), Some((me, 0o600)));
+    let id = segment.id();
+    segment.remove().expect("the creator removes it");
+    assert!(matches!(sysv::set_owner_id(id, me, me, 0o600), Err(Error::NotFound { .. })));
+}
+
+#[test]
 fn removal_while_attached_frees_the_key_and_keeps_the_memory() {
     let key = unique_key();
     let segment = SysvSegment::create(key, 4096, PageSize::Normal, 0o600).expect("create");

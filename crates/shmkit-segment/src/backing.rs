@@ -17,7 +17,6 @@ use shmkit_sync::SemLock;
 use crate::error::{Error, Result};
 use crate::lock::KernelLock;
 use crate::peer::PeerCredentials;
-use crate::sys;
 
 /// The prefix of every segment's name: how `stale` recognises shmkit segments in `/dev/shm`
 /// (with the header's magic; a file with the prefix but not the magic is never touched).
@@ -229,10 +228,12 @@ impl Backing {
             )
             .map_err(|errno| ownership("fchown was refused", errno.into())),
             Self::SysV { segment, semaphore, .. } => {
-                sys::set_shm_owner(segment.id(), peer.uid, peer.gid, MODE)
-                    .map_err(|error| ownership("shmctl(IPC_SET) was refused", error))?;
-                sys::set_sem_owner(semaphore.id(), peer.uid, peer.gid, MODE)
-                    .map_err(|error| ownership("semctl(IPC_SET) was refused", error))
+                segment.set_owner(peer.uid, peer.gid, MODE).map_err(|error| {
+                    ownership("shmctl(IPC_SET) was refused", os_error_of(error))
+                })?;
+                semaphore
+                    .set_owner(peer.uid, peer.gid, MODE)
+                    .map_err(|error| ownership("semctl(IPC_SET) was refused", os_error_of(error)))
             }
             Self::Memfd { .. } => Ok(()),
         }
@@ -409,4 +410,12 @@ pub(crate) fn lock_error(label: &str, source: shmkit_sync::Error) -> Error {
         },
         _ => Error::Lock { target: label.to_owned(), source },
     }
+}
+
+/// The OS error behind a lower layer's error (its `Os` variant's errno), or the error itself when
+/// there is none: the source of [`Error::PeerOwnership`].
+fn os_error_of(error: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+    let raw = std::iter::successors(error.source(), |source| source.source())
+        .find_map(|source| source.downcast_ref::<std::io::Error>()?.raw_os_error());
+    raw.map_or_else(|| std::io::Error::other(error), std::io::Error::from_raw_os_error)
 }

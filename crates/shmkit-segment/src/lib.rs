@@ -63,7 +63,6 @@ mod process;
 mod ring;
 mod segment;
 mod stale;
-mod sys;
 
 pub use backing::{Implementation, NAME_PREFIX};
 pub use descriptor::Descriptor;

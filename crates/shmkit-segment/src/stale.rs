@@ -9,12 +9,12 @@ use rustix::fs::{Mode, OFlags};
 use shmkit_name::{Name, PageSize};
 use shmkit_os::sysv::{SysvInfo, SysvKey, SysvSegment};
 use shmkit_os::{Access, MapOptions};
+use shmkit_sync::SemLock;
 
-use crate::backing::{Implementation, NAME_PREFIX};
+use crate::backing::{Implementation, NAME_PREFIX, lock_error};
 use crate::error::{Error, Result};
 use crate::layout::{HEADER_SIZE, LAYOUT_VERSION, MAGIC, STATE_PUBLISHED, Snapshot};
 use crate::process::{self, Identity, Liveness};
-use crate::sys;
 
 /// Why a segment is stale (besides nobody mapping it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,12 +97,12 @@ impl StaleSegment {
         }
         // The semaphore with the segment's key is the segment's (see the module docs).
         let key = SysvKey::of(&self.name).get();
-        if let Some(semaphore) = sys::semaphore_of_key(key).map_err(io_error("semget", &label))? {
-            match sys::remove_semaphore(semaphore) {
-                Err(error) if error.raw_os_error() != Some(libc::EINVAL) => {
-                    return Err(io_error("semctl(IPC_RMID)", &label)(error));
-                }
-                _ => {}
+        let semaphore = SemLock::id_of_key(key).map_err(|source| lock_error(&label, source))?;
+        if let Some(semaphore) = semaphore {
+            match SemLock::remove_id(semaphore).map_err(|source| lock_error(&label, source)) {
+                // Gone since `semget`: nothing left to remove.
+                Ok(()) | Err(Error::NotFound { .. }) => {}
+                Err(error) => return Err(error),
             }
         }
         Ok(true)

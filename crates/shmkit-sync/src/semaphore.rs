@@ -202,9 +202,94 @@ impl SemLock {
     #[doc(alias = "IPC_RMID")]
     pub fn remove(mut self) -> Result<()> {
         self.remove_on_drop = false;
+        Self::remove_id(self.id)
+    }
+
+    /// `semctl(id, 0, IPC_RMID)`: removes the semaphore set `id` (as `ipcrm -s ID` does), whether
+    /// or not it is a lock or was ever published: for cleaning up after a process that died.
+    ///
+    /// Fails with [`Error::Os`]: `EINVAL` if no set has that id (any more), `EPERM` if the caller
+    /// neither owns nor created it and is not privileged.
+    ///
+    /// ```
+    /// use shmkit_sync::SemLock;
+    ///
+    /// let mut lock = SemLock::create_private()?;
+    /// lock.set_remove_on_drop(false);
+    /// SemLock::remove_id(lock.id())?;
+    /// assert!(SemLock::remove_id(lock.id()).is_err(), "already gone");
+    /// # Ok::<(), shmkit_sync::Error>(())
+    /// ```
+    #[doc(alias = "IPC_RMID")]
+    pub fn remove_id(id: i32) -> Result<()> {
         // SAFETY: IPC_RMID takes no fourth argument and touches no memory of ours.
-        if unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) } < 0 {
+        if unsafe { libc::semctl(id, 0, libc::IPC_RMID) } < 0 {
             return Err(last_error("semctl(IPC_RMID)"));
+        }
+        Ok(())
+    }
+
+    /// `semget(key, 0, 0)`: the id of the semaphore set with `key`, if there is one, without
+    /// waiting for it to be published or checking that it is a lock (see [`SemLock::open`] for
+    /// that); `Ok(None)` if no set has that key.
+    ///
+    /// Fails with [`Error::Os`] for anything else `semget` refuses (`EACCES`: the set's mode
+    /// does not let this user read it).
+    ///
+    /// ```
+    /// use shmkit_sync::SemLock;
+    ///
+    /// // A key no other process uses: the SysV key of a name unique to this process.
+    /// let name = shmkit_name::Name::new(&format!("doc-sem-key-{}", std::process::id()))?;
+    /// let key = name.sysv_key();
+    /// assert_eq!(SemLock::id_of_key(key)?, None);
+    /// let lock = SemLock::create(key, 0o600)?; // removed when dropped
+    /// assert_eq!(SemLock::id_of_key(key)?, Some(lock.id()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[doc(alias = "semget")]
+    pub fn id_of_key(key: key_t) -> Result<Option<i32>> {
+        // SAFETY: `semget` only reads its integer arguments.
+        let id = unsafe { libc::semget(key, 0, 0) };
+        if id < 0 {
+            let error = last_error("semget");
+            return match error {
+                Error::Os { ref source, .. } if source.raw_os_error() == Some(libc::ENOENT) => {
+                    Ok(None)
+                }
+                error => Err(error),
+            };
+        }
+        Ok(Some(id))
+    }
+
+    /// `semctl(id, 0, IPC_STAT)` then `semctl(id, 0, IPC_SET)`: gives the semaphore to user
+    /// `uid` and group `gid`, with permission bits `mode & 0o777`, so that a peer running as
+    /// another user can open it.
+    ///
+    /// The kernel allows it to the set's owner or creator without privilege, and the creator
+    /// keeps the owner's rights after handing it over (it can still lock and remove it). Fails
+    /// with [`Error::Os`]: `EPERM` for anyone else, `EINVAL`/`EIDRM` once the set is gone.
+    ///
+    /// ```
+    /// use shmkit_sync::SemLock;
+    ///
+    /// let lock = SemLock::create_private()?;
+    /// let (uid, gid) = (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw());
+    /// lock.set_owner(uid, gid, 0o660)?;
+    /// drop(lock.lock()?);
+    /// # Ok::<(), shmkit_sync::Error>(())
+    /// ```
+    #[doc(alias = "IPC_SET")]
+    pub fn set_owner(&self, uid: u32, gid: u32, mode: u32) -> Result<()> {
+        let mut stat = ipc_stat(self.id)?;
+        stat.sem_perm.uid = uid;
+        stat.sem_perm.gid = gid;
+        stat.sem_perm.mode = (mode & 0o777) as libc::c_ushort;
+        // SAFETY: IPC_SET reads one `semid_ds` through the pointer (glibc's `union semun` passes
+        // `buf` as a pointer); the kernel copies it and keeps nothing.
+        if unsafe { libc::semctl(self.id, 0, libc::IPC_SET, &raw mut stat) } < 0 {
+            return Err(last_error("semctl(IPC_SET)"));
         }
         Ok(())
     }
@@ -225,8 +310,8 @@ impl SemLock {
 impl Drop for SemLock {
     fn drop(&mut self) {
         if self.remove_on_drop {
-            // SAFETY: as in `remove`. A failure (already removed) leaves nothing to clean up.
-            unsafe { libc::semctl(self.id, 0, libc::IPC_RMID) };
+            // A failure (already removed) leaves nothing to clean up.
+            let _ = Self::remove_id(self.id);
         }
     }
 }

@@ -28,6 +28,24 @@ fn sem_exists(id: i32) -> bool {
     table.lines().skip(1).any(|line| line.split_ascii_whitespace().nth(1) == Some(&id.to_string()))
 }
 
+/// The permission bits, owner and group of semaphore set `id` (`/proc/sysvipc/sem`).
+fn sem_owner(id: i32) -> Option<(u32, u32, u32)> {
+    let table = std::fs::read_to_string("/proc/sysvipc/sem").expect("read /proc/sysvipc/sem");
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next()?.split_ascii_whitespace().collect();
+    let column = |name: &str| header.iter().position(|&found| found == name);
+    let (semid, perms, uid, gid) =
+        (column("semid")?, column("perms")?, column("uid")?, column("gid")?);
+    let row: Vec<&str> = lines
+        .map(|line| line.split_ascii_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(semid).copied() == Some(id.to_string().as_str()))?;
+    Some((
+        u32::from_str_radix(row.get(perms)?, 8).ok()? & 0o777,
+        row.get(uid)?.parse().ok()?,
+        row.get(gid)?.parse().ok()?,
+    ))
+}
+
 /// A key no other test (or test process) uses.
 fn unique_key() -> libc::key_t {
     static COUNTER: AtomicI32 = AtomicI32::new(0);
@@ -153,6 +171,34 @@ fn a_keyed_semaphore_is_exclusive_opened_by_key_and_removed_by_its_creator() {
             assert_eq!(source.raw_os_error(), Some(libc::ENOENT));
         }
         other => panic!("the key is gone: {other:?}"),
+    }
+}
+
+#[test]
+fn a_set_is_found_by_key_handed_to_another_user_and_removed_by_id() {
+    // A user and group nobody has: the creator may hand its set to anyone, root or not.
+    const OTHER: u32 = 54_321;
+    let key = unique_key();
+    assert_eq!(SemLock::id_of_key(key).expect("semget"), None);
+    let mut lock = SemLock::create(key, 0o600).expect("create");
+    let id = lock.id();
+    assert_eq!(SemLock::id_of_key(key).expect("semget"), Some(id));
+
+    lock.set_owner(OTHER, OTHER, 0o640).expect("IPC_SET");
+    assert_eq!(sem_owner(id), Some((0o640, OTHER, OTHER)));
+    // The creator keeps the owner's rights: it still locks it, and removes it.
+    drop(lock.lock().expect("the creator locks it"));
+    lock.set_remove_on_drop(false);
+    drop(lock);
+    assert!(sem_exists(id), "disowned");
+    SemLock::remove_id(id).expect("remove by id");
+    assert!(!sem_exists(id));
+    assert_eq!(SemLock::id_of_key(key).expect("semget"), None);
+    match SemLock::remove_id(id) {
+        Err(Error::Os { call: "semctl(IPC_RMID)", source }) => {
+            assert_eq!(source.raw_os_error(), Some(libc::EINVAL));
+        }
+        other => panic!("already removed: {other:?}"),
     }
 }
 

@@ -9,7 +9,8 @@
 //!   - a bench region (name `shmkit-bench-PID-N` and a control block starting with `SHMKBNCH`
 //!     that records the creator's pid and start time);
 //!   - a staging file of an unfinished `create` (`.shmkit-new-PID-N-NAME` in /dev/shm or a shmkit
-//!     hugetlbfs mount, which `shmkit-os` renames to the region's name once it is complete);
+//!     hugetlbfs mount, which `shmkit-os` renames to the region's name once it is complete; read
+//!     with `shmkit_os::StagingName`, the code that writes it);
 //! - **the creator is gone**: no process has its pid, or the one that has it started after the
 //!   region was made (the pid was reused);
 //! - **no process maps it** (`/proc/*/maps`; the attach count for System V).
@@ -25,18 +26,17 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use shmkit_name::PageSize;
+use shmkit_os::StagingName;
 use shmkit_os::list::RegionKind;
+use shmkit_os::list::usage::{self, Target};
 use shmkit_os::mounts;
 
 use crate::args::GcArgs;
 use crate::cmd::bench::layout as bench;
 use crate::error::{CliError, Result};
 use crate::output;
-use crate::proc_scan::{self, Target};
+use crate::process;
 use crate::target::host_regions;
-
-/// The prefix of `shmkit-os`'s staging files (`region.rs`: `STAGING_PREFIX`).
-const STAGING_PREFIX: &str = ".shmkit-new-";
 
 /// `shmkit gc --json`.
 #[derive(Debug, Serialize)]
@@ -89,7 +89,7 @@ fn boot_time() -> Option<i64> {
 /// Whether the creator is alive: its pid runs, and is the same process (started no later than
 /// the region was made).
 fn creator_alive(candidate: &Candidate) -> bool {
-    let Some(start) = proc_scan::start_time(candidate.creator_pid) else { return false };
+    let Some(start) = process::start_time(candidate.creator_pid) else { return false };
     if let Some(recorded) = candidate.creator_start {
         return start == recorded;
     }
@@ -127,9 +127,7 @@ fn staging_files() -> Vec<Candidate> {
         let Ok(dir) = mounts::region_dir(page_size) else { continue };
         let Ok(entries) = fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(STAGING_PREFIX) else { continue };
-            let Some(pid) = rest.split('-').next().and_then(|pid| pid.parse().ok()) else {
+            let Some(staging) = entry.file_name().to_str().and_then(StagingName::parse) else {
                 continue;
             };
             let Ok(meta) = entry.metadata() else { continue };
@@ -139,7 +137,7 @@ fn staging_files() -> Vec<Candidate> {
             out.push(Candidate {
                 path: entry.path(),
                 what: "unfinished create",
-                creator_pid: pid,
+                creator_pid: staging.pid,
                 creator_start: None,
                 changed: meta.ctime(),
             });
@@ -155,8 +153,10 @@ pub fn run(args: &GcArgs) -> Result<()> {
     let mut not_judged: usize = 0;
     for region in &regions {
         let listed = &region.listed;
-        let bench_made = matches!(listed.kind, RegionKind::Posix | RegionKind::Hugetlbfs(_))
-            && listed.name.starts_with(bench::NAME_PREFIX);
+        let bench_made = matches!(
+            listed.kind,
+            RegionKind::Posix | RegionKind::Hugetlbfs(_) | RegionKind::ForeignHugetlbfs { .. }
+        ) && listed.name.starts_with(bench::NAME_PREFIX);
         let creator = bench_made.then(|| listed.path.as_deref().and_then(bench_creator)).flatten();
         match (creator, &listed.path) {
             (Some((pid, start)), Some(path)) => candidates.push(Candidate {
@@ -176,11 +176,12 @@ pub fn run(args: &GcArgs) -> Result<()> {
     not_judged = not_judged.saturating_sub(segments.len());
     let targets: Vec<Target> =
         candidates.iter().map(|candidate| Target::file(&candidate.path)).collect();
-    let usage = proc_scan::scan(&targets);
+    // An error here, not an empty answer: gc must not take "unknown" for "mapped by nobody".
+    let found = usage::scan(&targets)?;
     let mut out =
         GcOutput { dry_run: args.dry_run, removed: Vec::new(), kept: Vec::new(), not_judged };
     for (candidate, target) in candidates.iter().zip(&targets) {
-        let mappers = usage.get(target).map(|usage| usage.pids.clone()).unwrap_or_default();
+        let mappers = found.get(target).map(|usage| usage.pids.clone()).unwrap_or_default();
         let entry = |reason: String| GcEntry {
             path: candidate.path.display().to_string(),
             what: candidate.what,

@@ -3,13 +3,13 @@
 use std::time::SystemTime;
 
 use serde::Serialize;
+use shmkit_os::list::usage;
 
 use crate::args::InfoArgs;
 use crate::cmd::ls::{RegionRow, placement_text, row, scan_target};
 use crate::cmd::ring_stat;
 use crate::error::Result;
 use crate::output::{self, fields};
-use crate::proc_scan;
 use crate::size::human;
 use crate::target;
 use crate::users::Users;
@@ -72,7 +72,7 @@ fn seconds(time: Option<SystemTime>) -> Option<u64> {
 pub fn run(args: &InfoArgs) -> Result<()> {
     let region = target::find(&args.selector)?;
     let scan_for = scan_target(&region);
-    let found = proc_scan::scan(scan_for.as_slice());
+    let found = usage::scan(scan_for.as_slice())?;
     let usage = scan_for.as_ref().and_then(|target| found.get(target));
     let users = Users::read();
     let region_row = row(&region, usage, &users);

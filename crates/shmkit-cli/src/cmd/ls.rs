@@ -1,11 +1,11 @@
 //! `shmkit ls`: every region on the host, like `ipcs -m` for every kind.
 
 use serde::Serialize;
+use shmkit_os::list::usage::{self, Target, Usage};
 
 use crate::args::LsArgs;
 use crate::error::Result;
 use crate::output::{self, Table, octal_mode};
-use crate::proc_scan::{self, NodePages, Target, Usage};
 use crate::size::human;
 use crate::target::{HostRegion, host_regions};
 use crate::users::Users;
@@ -53,6 +53,22 @@ pub struct RegionRow {
     pub placement: Option<Vec<NodePages>>,
 }
 
+/// Pages of a region on one NUMA node, as `--json` writes them (`shmkit-os`'s
+/// [`usage::NodePages`], which does not depend on serde).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct NodePages {
+    /// The node.
+    pub node: u32,
+    /// Pages (of the region's page size) on it.
+    pub pages: u64,
+}
+
+impl From<&usage::NodePages> for NodePages {
+    fn from(found: &usage::NodePages) -> Self {
+        Self { node: found.node, pages: found.pages }
+    }
+}
+
 /// The target to scan `/proc` for, for each region.
 pub fn scan_target(region: &HostRegion) -> Option<Target> {
     match (region.sysv_id(), &region.listed.path) {
@@ -69,7 +85,7 @@ pub fn row(region: &HostRegion, usage: Option<&Usage>, users: &Users) -> RegionR
     // System V: the kernel's count is exact; files: the processes found.
     let mappers = listed.attach_count.unwrap_or(pids.len() as u64);
     let page_size_bytes =
-        region.page_size_bytes.or_else(|| usage.and_then(|usage| usage.page_size));
+        region.page_size_bytes().or_else(|| usage.and_then(|usage| usage.page_size));
     let page_size = listed.page_size.map(shmkit_name::PageSize::name).or_else(|| {
         page_size_bytes
             .and_then(|bytes| shmkit_name::PageSize::from_bytes(bytes).ok())
@@ -90,7 +106,9 @@ pub fn row(region: &HostRegion, usage: Option<&Usage>, users: &Users) -> RegionR
         owner: users.name(listed.uid).map(str::to_owned),
         mappers,
         mapper_pids: pids,
-        placement: usage.and_then(|usage| usage.placement.clone()),
+        placement: usage
+            .and_then(|usage| usage.placement.as_ref())
+            .map(|nodes| nodes.iter().map(NodePages::from).collect()),
     }
 }
 
@@ -110,7 +128,7 @@ pub fn placement_text(placement: Option<&[NodePages]>) -> String {
 pub fn run(args: &LsArgs) -> Result<()> {
     let regions = host_regions()?;
     let targets: Vec<Target> = regions.iter().filter_map(scan_target).collect();
-    let found = proc_scan::scan(&targets);
+    let found = usage::scan(&targets)?;
     let users = Users::read();
     let rows: Vec<RegionRow> = regions
         .iter()

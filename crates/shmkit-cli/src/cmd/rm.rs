@@ -1,12 +1,11 @@
 //! `shmkit rm NAME`: removes one region (`shm_unlink`/`unlink`, or `IPC_RMID`).
 
-use shmkit_os::list::RegionKind;
+use shmkit_os::list::{RegionKind, usage};
 
 use crate::args::RmArgs;
 use crate::cmd::ls::scan_target;
 use crate::error::{CliError, Result};
 use crate::output;
-use crate::proc_scan;
 use crate::target;
 
 /// Runs `shmkit rm`.
@@ -16,9 +15,12 @@ pub fn run(args: &RmArgs) -> Result<()> {
     // Said after removal: the memory stays until these processes unmap it.
     let mappers = match region.listed.attach_count {
         Some(count) => count,
+        // Only said, not acted on: a `/proc` that cannot be read counts nobody.
         None => scan_target(&region).map_or(0, |target| {
-            let found = proc_scan::scan(std::slice::from_ref(&target)).remove(&target);
-            found.map_or(0, |usage| usage.pids.len() as u64)
+            let found = usage::scan(std::slice::from_ref(&target)).ok();
+            found
+                .and_then(|mut found| found.remove(&target))
+                .map_or(0, |usage| usage.pids.len() as u64)
         }),
     };
     match (

@@ -49,7 +49,7 @@ use crate::args::{BenchArgs, RingChoice};
 use crate::error::{CliError, Result};
 use crate::output::{self, Table};
 use crate::size::{human, human_byte_rate, human_nanos, human_rate};
-use crate::{proc_scan, signal};
+use crate::{process, signal};
 
 /// Messages of the throughput phase without `--messages`, at most.
 const DEFAULT_MESSAGES: u64 = 1_000_000;
@@ -245,7 +245,7 @@ impl BenchRegion {
             })?;
         }
         let pages = (end as u64).div_ceil(page_size.bytes() as u64);
-        let creator_start = proc_scan::start_time(std::process::id()).unwrap_or(0);
+        let creator_start = process::start_time(std::process::id()).unwrap_or(0);
         let mut attempt = 0;
         let name = loop {
             let name =

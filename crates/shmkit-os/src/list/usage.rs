@@ -1,42 +1,63 @@
-//! Who maps which region, and on which NUMA nodes its mapped pages are, for many regions in one
-//! pass over `/proc/*/maps` and `/proc/*/numa_maps`.
+//! Who maps which region, on which NUMA nodes its mapped pages are, and its page size, for many
+//! regions in one pass over `/proc/*/maps` and `/proc/*/numa_maps`.
 //!
-//! `shmkit_os::list::mappers` answers for one file with a pass over every process; `ls` asks for
-//! every region, and wants placement and the page size of System V segments too, so it reads each
-//! process once here. A file region is matched by its path (a region removed while mapped shows
-//! with ` (deleted)`, and still counts); a System V segment by its id, which the kernel puts in the
-//! inode column of its `/SYSV<key>` line.
+//! [`mappers`](super::mappers) answers for one file; [`scan`] reads each process once for any
+//! number of files and System V segments (a listing of every region of the host asks for all of
+//! them). A file is matched by its path (a file removed while mapped shows with ` (deleted)`, and
+//! still counts); a System V segment by its id, which the kernel puts in the inode column of its
+//! `/SYSV<key>` line.
 //!
 //! Placement comes from `numa_maps` (the `N<node>=<pages>` counts of the mapping with the same
 //! start address as in `maps`): it is known only for regions some process maps, and counts the
-//! pages that process has in its page tables. A region nobody maps has no known placement.
+//! pages that process has in its page tables. A region nobody maps has no known placement; this
+//! module never maps a region to find out, which could allocate its pages.
+//!
+//! ```
+//! use shmkit_name::{Name, PageSize};
+//! use shmkit_os::list::usage::{self, Target};
+//! use shmkit_os::{Access, MapOptions, Region, RegionOptions};
+//!
+//! let name = Name::new(&format!("doc-usage-{}", std::process::id()))?;
+//! let info = RegionOptions::new().create(&name, 2)?;
+//! let mapping = Region::open(&name, None, Access::ReadWrite)?.map(&MapOptions::new())?;
+//! mapping.write_at(0, b"touched")?;
+//!
+//! let target = Target::file(&info.path);
+//! let found = usage::scan(std::slice::from_ref(&target))?;
+//! let usage = found.get(&target).ok_or("not mapped")?;
+//! assert_eq!(usage.pids, [std::process::id()]);
+//! assert_eq!(usage.page_size, Some(4096));
+//! drop(mapping);
+//! shmkit_os::unlink(&name, PageSize::Normal)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
 
-use serde::Serialize;
+use crate::error::{Error, Result};
 
-/// What a region is matched by.
+/// What a region is matched by in `/proc/PID/maps`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// A file, by its path as the kernel shows it.
+    /// A file, by its path as the kernel shows it (see [`Target::file`]).
     File(String),
     /// A System V segment, by its id.
     SysV(i32),
 }
 
 impl Target {
-    /// The file at `path`, resolved as the kernel resolves it in `maps`.
+    /// The file at `path`, resolved as the kernel resolves it in `maps` (symlinks followed, when
+    /// the file is still there; newlines escaped as `\012`).
     pub fn file(path: &Path) -> Self {
         let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-        // The kernel escapes newlines in the path column as `\012`.
         Self::File(path.to_string_lossy().replace('\n', "\\012"))
     }
 }
 
 /// Pages of a region on one NUMA node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodePages {
     /// The node.
     pub node: u32,
@@ -44,24 +65,39 @@ pub struct NodePages {
     pub pages: u64,
 }
 
-/// What the scan found of one region.
+/// What [`scan`] found of one region.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// The processes that map it, ascending.
+    /// The processes that map it, ascending, each once.
     pub pids: Vec<u32>,
     /// Its mapped pages per node, from the process that has the most of them in its page tables;
     /// `None` when no mapper's `numa_maps` could be read.
     pub placement: Option<Vec<NodePages>>,
-    /// The page size of its mappings in bytes (`kernelpagesize_kB`), when a mapper was read.
+    /// The page size of its mappings in bytes (`kernelpagesize_kB`), when a mapper's
+    /// `numa_maps` was read.
     pub page_size: Option<u64>,
 }
 
-/// Reads every process's maps (and, for those that map a target, its `numa_maps`). Processes that
-/// cannot be read (another user's, without privilege) or exit meanwhile are left out.
-pub fn scan(targets: &[Target]) -> HashMap<Target, Usage> {
+/// Reads every process's `maps` (and, for those that map a target, its `numa_maps`): the
+/// regions of `targets` that some process maps, with their mappers, placement and page size. A
+/// target nobody maps is not in the answer.
+///
+/// Processes that cannot be read (another user's, without privilege) or that exit meanwhile are
+/// left out, so the answer may be short for an unprivileged caller.
+///
+/// # Errors
+///
+/// [`Error::Os`] if `/proc` cannot be read.
+pub fn scan(targets: &[Target]) -> Result<HashMap<Target, Usage>> {
+    scan_with(targets, true)
+}
+
+/// [`scan`], reading `numa_maps` only when `placement` is asked for (it costs a walk of the
+/// process's page tables).
+pub(super) fn scan_with(targets: &[Target], placement: bool) -> Result<HashMap<Target, Usage>> {
     let mut found: HashMap<Target, Usage> = HashMap::new();
     if targets.is_empty() {
-        return found;
+        return Ok(found);
     }
     let files: HashMap<&str, &Target> = targets
         .iter()
@@ -77,10 +113,9 @@ pub fn scan(targets: &[Target]) -> HashMap<Target, Usage> {
             Target::File(_) => None,
         })
         .collect();
-    let Ok(entries) = fs::read_dir("/proc") else { return found };
-    // Per target: per pid, per node, pages; and the page size.
-    let mut placement: HashMap<&Target, BTreeMap<u32, BTreeMap<u32, u64>>> = HashMap::new();
-    for entry in entries.flatten() {
+    // Per target: per pid, per node, pages.
+    let mut nodes_of: HashMap<&Target, BTreeMap<u32, BTreeMap<u32, u64>>> = HashMap::new();
+    for entry in fs::read_dir("/proc").map_err(Error::io("read_dir", "/proc"))?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else {
             continue;
         };
@@ -101,20 +136,20 @@ pub fn scan(targets: &[Target]) -> HashMap<Target, Usage> {
                 matched.push((mapping.start, target));
             }
         }
-        if matched.is_empty() {
-            continue;
-        }
         for (_, target) in &matched {
             let usage = found.entry((*target).clone()).or_default();
             if usage.pids.last() != Some(&pid) {
                 usage.pids.push(pid);
             }
         }
+        if matched.is_empty() || !placement {
+            continue;
+        }
         let Ok(numa_maps) = fs::read_to_string(entry.path().join("numa_maps")) else { continue };
         for line in numa_maps.lines() {
             let Some(numa) = NumaLine::parse(line) else { continue };
             for (_, target) in matched.iter().filter(|(start, _)| *start == numa.start) {
-                let nodes = placement.entry(target).or_default().entry(pid).or_default();
+                let nodes = nodes_of.entry(target).or_default().entry(pid).or_default();
                 for &(node, pages) in &numa.nodes {
                     *nodes.entry(node).or_default() += pages;
                 }
@@ -124,7 +159,7 @@ pub fn scan(targets: &[Target]) -> HashMap<Target, Usage> {
             }
         }
     }
-    for (target, by_pid) in placement {
+    for (target, by_pid) in nodes_of {
         let best = by_pid.into_values().max_by_key(|nodes| nodes.values().sum::<u64>());
         if let (Some(usage), Some(nodes)) = (found.get_mut(target), best) {
             usage.placement =
@@ -135,16 +170,7 @@ pub fn scan(targets: &[Target]) -> HashMap<Target, Usage> {
         usage.pids.sort_unstable();
         usage.pids.dedup();
     }
-    found
-}
-
-/// When process `pid` started, in clock ticks after boot (field 22 of `/proc/PID/stat`): with
-/// the pid, it names a process for good, since a pid is reused only by a process started later.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command (field 2) may hold spaces and parentheses: the fields resume after the last `)`.
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    Ok(found)
 }
 
 /// One line of `/proc/PID/maps`: start address, inode, path.
@@ -215,6 +241,8 @@ mod tests {
             (parsed.start, parsed.inode, parsed.path),
             (0x7f00_0000_0000, 1234, "/dev/shm/a b (deleted)")
         );
+        let memfd = "7f0000000000-7f0000001000 rw-s 00000000 00:01 77   /memfd:x (deleted)";
+        assert_eq!(MapsLine::parse(memfd).map(|line| line.path), Some("/memfd:x (deleted)"));
         assert!(MapsLine::parse("7f0000000000-7f0000001000 ---p 00000000 00:00 0 ").is_none());
         assert!(MapsLine::parse("garbage").is_none());
 
@@ -231,15 +259,9 @@ mod tests {
         // This test binary maps itself: its own pid is among the mappers of its executable.
         let exe = std::env::current_exe().expect("test binary");
         let target = Target::file(&exe);
-        let found = scan(std::slice::from_ref(&target));
+        let found = scan(std::slice::from_ref(&target)).expect("scan");
         let usage = found.get(&target).expect("the binary is mapped");
         assert!(usage.pids.contains(&std::process::id()));
-    }
-
-    #[test]
-    fn reads_start_times() {
-        let mine = start_time(std::process::id()).expect("this process has a start time");
-        assert!(start_time(1).is_some_and(|init| init <= mine));
-        assert_eq!(start_time(u32::MAX), None);
+        assert!(scan(&[]).expect("scan").is_empty());
     }
 }
