@@ -108,10 +108,10 @@ mod spsc_fuzz {
 
     const CAPACITY: usize = 8;
 
-    /// Random bytes over the header and the two lines (the first 384 bytes), before attaching
-    /// and between calls of attached handles.
+    /// Random bytes over the header and the two lines (the first 384 bytes) and over the blocks
+    /// (stamps and values), before attaching and between calls of attached handles.
     #[test]
-    fn random_header_and_position_bytes() {
+    fn random_header_position_and_stamp_bytes() {
         let mut rng = Rng::from_env();
         let len = SpscRing::<u64>::bytes_for(CAPACITY).expect("layout");
         let (mut attached, mut refused) = (0_u32, 0_u32);
@@ -141,9 +141,12 @@ mod spsc_fuzz {
             match (producer, consumer) {
                 (Ok(mut producer), Ok(mut consumer)) => {
                     attached += 1;
-                    // Positions scrambled again while attached.
+                    // Positions, and stamps a peer could write, scrambled again while attached.
                     if rng.next().is_multiple_of(2) {
                         arena.scramble(&mut rng, 384, 2);
+                    }
+                    if rng.next().is_multiple_of(2) {
+                        arena.scramble(&mut rng, len, 3);
                     }
                     exercise(&mut rng, &mut producer, &mut consumer);
                 }
@@ -157,7 +160,7 @@ mod spsc_fuzz {
 
     fn exercise(rng: &mut Rng, producer: &mut Producer<'_, u64>, consumer: &mut Consumer<'_, u64>) {
         for _ in 0..16 {
-            match rng.next() % 9 {
+            match rng.next() % 10 {
                 0 => drop(producer.push(rng.next())),
                 1 => drop(consumer.pop()),
                 2 => drop(consumer.peek()),
@@ -179,6 +182,12 @@ mod spsc_fuzz {
                 }
                 5 => drop((producer.len(), producer.free())),
                 6 => drop((consumer.len(), consumer.free(), consumer.is_empty())),
+                9 => {
+                    if let Ok(mut chunk) = producer.write_chunk(rng.below(20)) {
+                        chunk.fill_with(|index| index as u64);
+                        chunk.commit_all();
+                    }
+                }
                 7 => {
                     // Whatever either side believes, a chunk never exceeds the capacity.
                     if let Ok(chunk) = consumer.read_chunk(usize::MAX) {
