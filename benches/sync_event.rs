@@ -5,37 +5,31 @@
 //!   after the store that a real publication makes (the barrier's cost grows with pending stores),
 //!   against that store alone and against the `futex(FUTEX_WAKE)` system call the waiter count
 //!   saves.
-//! - `sync_event/cross-process-one-way`: ping-pong between this process and a child process (this
-//!   bench binary re-executed with `SHMKIT_BENCH_EVENT_ROLE` set) through two events and two
-//!   counters in a POSIX shared memory region. Each figure is one way: a round trip / 2. `event`
+//! - `sync_event/cross-process-one-way`: ping-pong between this process and a child process (the
+//!   peer of `shmkit_benches::process`, pinned to the other CPU) through two events and two
+//!   counters in the harness's shared area. Each figure is one way: a round trip / 2. `event`
 //!   sleeps at once on both sides, so it is the futex wake-up latency (wake, scheduler, the
 //!   sleeper back on a core); `spin-futex` is the default strategy, whose spins catch answers
 //!   that come within them; `busy-spin` is the floor, a cache-line hand-off each way, and needs
 //!   two idle cores.
 
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use shmkit_name::{Name, PageSize};
-use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
+use shmkit_benches::process::{Peer, PeerContext, child_main};
 use shmkit_sync::{BusySpin, Event, Futex, SpinFutex, WaitStrategy};
 
-/// Set in the child: the strategy it answers with.
-const ROLE_ENV: &str = "SHMKIT_BENCH_EVENT_ROLE";
-/// Set in the child: the region to open.
-const NAME_ENV: &str = "SHMKIT_BENCH_EVENT_NAME";
-
-/// Two events, then two counters, each on 128 bytes of its own.
+/// Two events, then two counters, each on 128 bytes of its own, in the harness's data area.
 const EVENT_OFFSETS: [usize; 2] = [0, 128];
 const COUNTER_OFFSETS: [usize; 2] = [256, 384];
-/// The ping value that tells the child to exit.
-const STOP: u64 = u64::MAX;
+const AREA: usize = 512;
+/// How long either side waits for the other before the bench fails.
+const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The ways both sides wait, by the name the child is given.
+/// The ways both sides wait.
 #[derive(Clone, Copy, Debug)]
 enum Strategy {
     /// `Event::wait_until`: sleeps as soon as the condition is false.
@@ -55,13 +49,6 @@ impl Strategy {
         }
     }
 
-    fn parse(name: &str) -> Self {
-        Self::ALL
-            .into_iter()
-            .find(|strategy| strategy.name() == name)
-            .unwrap_or_else(|| panic!("unknown strategy {name}"))
-    }
-
     fn wait_until(self, event: &Event, ready: impl FnMut() -> bool, timeout: Duration) -> bool {
         match self {
             Self::Event => event.wait_until(ready, Some(timeout)),
@@ -71,34 +58,23 @@ impl Strategy {
     }
 }
 
-/// The shared page, mapped in either process.
-struct Shared {
-    mapping: Mapping,
+/// The events and counters in the data area, as either process maps it.
+struct Lines {
+    ptr: NonNull<u8>,
+    len: usize,
 }
 
-impl Shared {
-    fn open(name: &Name) -> Self {
-        let mapping = Region::open(name, Some(PageSize::Normal), Access::ReadWrite)
-            .and_then(|region| region.map(&MapOptions::new()))
-            .expect("map the bench region");
-        Self { mapping }
-    }
-
-    fn event_ptr(&self, index: usize) -> (NonNull<u8>, usize) {
-        let offset = EVENT_OFFSETS[index];
-        let ptr = NonNull::new(self.mapping.as_ptr().wrapping_add(offset)).expect("mapped");
-        (ptr, self.mapping.len() - offset)
-    }
-
+impl Lines {
     fn event(&self, index: usize) -> &Event {
-        let (ptr, len) = self.event_ptr(index);
-        // SAFETY: inside the mapping, which lives as long as `self`; the parent initialised the
-        // event before starting the child, and the bytes are only accessed atomically.
-        unsafe { Event::open_at(ptr, len) }.expect("event fits")
+        let offset = EVENT_OFFSETS[index];
+        // SAFETY: inside the harness's area (at least `AREA` bytes), which outlives the borrow;
+        // the parent initialised the event before starting the peer; accessed only atomically.
+        unsafe { Event::open_at(self.ptr.add(offset), self.len - offset) }.expect("event fits")
     }
 
     fn counter(&self, index: usize) -> &AtomicU64 {
-        self.mapping.atomic_u64(COUNTER_OFFSETS[index]).expect("counter fits")
+        // SAFETY: 8-aligned (the area is 128-aligned), inside it, accessed only atomically.
+        unsafe { self.ptr.add(COUNTER_OFFSETS[index]).cast::<AtomicU64>().as_ref() }
     }
 
     fn publish(&self, index: usize, value: u64) {
@@ -107,83 +83,74 @@ impl Shared {
     }
 }
 
-/// The child: answers each ping (counter 0, event 0) with a pong (counter 1, event 1) until
-/// [`STOP`], or until its parent is gone.
-fn run_child(strategy: Strategy) {
-    let name =
-        Name::new(&std::env::var(NAME_ENV).expect("the parent sets the name")).expect("name");
-    let shared = Shared::open(&name);
-    let parent = std::os::unix::process::parent_id();
-    let mut round = 1;
-    loop {
-        let pinged = || shared.counter(0).load(Ordering::Acquire) >= round;
-        if !strategy.wait_until(shared.event(0), pinged, Duration::from_secs(1)) {
-            if std::os::unix::process::parent_id() != parent {
-                return;
-            }
-            continue;
+/// The peer: answers each ping (counter 0, event 0) with a pong (counter 1, event 1), the
+/// command's number of rounds per command.
+fn echo(mut ctx: PeerContext, strategy: Strategy) {
+    let (ptr, len) = ctx.data();
+    let lines = Lines { ptr, len };
+    let mut round = 0;
+    while let Some(rounds) = ctx.next_command() {
+        for _ in 0..rounds {
+            round += 1;
+            let pinged = || lines.counter(0).load(Ordering::Acquire) >= round;
+            assert!(strategy.wait_until(lines.event(0), pinged, TIMEOUT), "no ping {round}");
+            lines.publish(1, round);
         }
-        if shared.counter(0).load(Ordering::Acquire) == STOP {
-            return;
-        }
-        shared.publish(1, round);
-        round += 1;
+        ctx.done(0);
     }
 }
 
-/// The parent's side: a region with two fresh events and a child answering on it; the child is
-/// stopped and the region unlinked on drop.
+fn echo_event(ctx: PeerContext) {
+    echo(ctx, Strategy::Event);
+}
+
+fn echo_spin_futex(ctx: PeerContext) {
+    echo(ctx, Strategy::SpinFutex);
+}
+
+fn echo_busy_spin(ctx: PeerContext) {
+    echo(ctx, Strategy::BusySpin);
+}
+
+/// The parent's side: a peer process answering on two fresh events.
 struct PingPong {
-    name: Name,
-    shared: Shared,
-    child: Child,
+    peer: Peer,
     strategy: Strategy,
     round: u64,
 }
 
 impl PingPong {
     fn start(strategy: Strategy) -> Self {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let name = Name::new(&format!("bench-event-{}-{n}", std::process::id())).expect("name");
-        RegionOptions::new().create(&name, 1).expect("create the bench region");
-        let shared = Shared::open(&name);
-        for index in 0..2 {
-            let (ptr, len) = shared.event_ptr(index);
-            // SAFETY: inside the mapping, which outlives this call; the child does not exist yet,
-            // and the bytes are used only through `Event` afterwards.
-            unsafe { Event::init_at(ptr, len) }.expect("event fits");
+        let peer = Peer::process(strategy.name(), AREA, |ptr, len| {
+            for offset in EVENT_OFFSETS {
+                // SAFETY: inside the fresh area, which outlives the peer; nobody uses it yet,
+                // and the bytes are used only through `Event` afterwards.
+                unsafe { Event::init_at(ptr.add(offset), len - offset) }.expect("event fits");
+            }
+        });
+        Self { peer, strategy, round: 0 }
+    }
+
+    /// `round_trips` round trips; half their time (the one-way time of `round_trips` messages).
+    fn run(&mut self, round_trips: u64) -> Duration {
+        let (ptr, len) = self.peer.data();
+        let lines = Lines { ptr, len };
+        self.peer.call(0); // wakes the peer, untimed
+        self.peer.post(round_trips);
+        let start = Instant::now();
+        for _ in 0..round_trips {
+            self.round += 1;
+            let round = self.round;
+            lines.publish(0, round);
+            let ponged = || lines.counter(1).load(Ordering::Acquire) >= round;
+            assert!(
+                self.strategy.wait_until(lines.event(1), ponged, TIMEOUT),
+                "the peer did not answer round {round}"
+            );
         }
-        let child = Command::new(std::env::current_exe().expect("bench binary path"))
-            .env(ROLE_ENV, strategy.name())
-            .env(NAME_ENV, name.as_str())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn the child");
-        let mut ping_pong = Self { name, shared, child, strategy, round: 0 };
-        // The first round waits for the child to start; it is not measured.
-        ping_pong.round_trip();
-        ping_pong
-    }
-
-    fn round_trip(&mut self) {
-        self.round += 1;
-        let round = self.round;
-        self.shared.publish(0, round);
-        let ponged = || self.shared.counter(1).load(Ordering::Acquire) >= round;
-        assert!(
-            self.strategy.wait_until(self.shared.event(1), ponged, Duration::from_secs(30)),
-            "the child did not answer round {round}"
-        );
-    }
-}
-
-impl Drop for PingPong {
-    fn drop(&mut self) {
-        self.shared.publish(0, STOP);
-        let _ = self.child.wait();
-        let _ = shmkit_os::unlink(&self.name, PageSize::Normal);
+        let elapsed = start.elapsed();
+        self.peer.wait();
+        elapsed / 2
     }
 }
 
@@ -217,15 +184,7 @@ fn bench_cross_process(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync_event/cross-process-one-way");
     for strategy in Strategy::ALL {
         let mut ping_pong = PingPong::start(strategy);
-        group.bench_function(strategy.name(), |b| {
-            b.iter_custom(|round_trips| {
-                let start = Instant::now();
-                for _ in 0..round_trips {
-                    ping_pong.round_trip();
-                }
-                start.elapsed() / 2
-            });
-        });
+        group.bench_function(strategy.name(), |b| b.iter_custom(|trips| ping_pong.run(trips)));
     }
     group.finish();
 }
@@ -250,11 +209,14 @@ pub mod group {
     }
 }
 
-/// `criterion_main!`, plus the child's role: the same binary answers ping-pongs when started with
-/// [`ROLE_ENV`] set.
+/// `criterion_main!`, with the peers' roles first: the same binary answers ping-pongs when the
+/// harness starts it as a peer.
 fn main() {
-    if let Ok(role) = std::env::var(ROLE_ENV) {
-        run_child(Strategy::parse(&role));
+    if child_main(&[
+        (Strategy::Event.name(), echo_event),
+        (Strategy::SpinFutex.name(), echo_spin_futex),
+        (Strategy::BusySpin.name(), echo_busy_spin),
+    ]) {
         return;
     }
     group::benches();
