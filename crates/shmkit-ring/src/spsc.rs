@@ -528,8 +528,39 @@ unsafe fn value_in<T>(block: *mut u8, index: usize) -> *mut Cell<T> {
     }
 }
 
+/// The stamp of `block`.
+///
+/// # Safety
+///
+/// - `block` is a block of a ring this process mapped, in range, alive for `'a`.
+#[inline]
+#[cfg_attr(
+    not(loom),
+    expect(
+        clippy::cast_ptr_alignment,
+        reason = "blocks start 8-aligned: at offset 384 of a 128-aligned range, sized in \
+                  multiples of 64"
+    ),
+    expect(clippy::extra_unused_type_parameters, reason = "`T` types the block under loom")
+)]
+unsafe fn stamp_of<'a, T>(block: *mut u8) -> &'a AtomicU64 {
+    #[cfg(not(loom))]
+    // SAFETY: a block starts with its stamp, 8-aligned, alive for `'a` (the caller); an atomic is
+    // valid for any bytes (no reference to the plain values beside it is made).
+    unsafe {
+        &*block.cast::<AtomicU64>()
+    }
+    // SAFETY: under loom the blocks are `LoomBlock`s, constructed by `init`.
+    #[cfg(loom)]
+    unsafe {
+        &(*block.cast::<LoomBlock<T>>()).stamp
+    }
+}
+
 /// Visits the value slots of consecutive positions, a step costing an add and two compares
-/// instead of the division of [`Ring::slot`]: the walk of a chunk.
+/// instead of the division of [`Ring::slot`]: the walk of a chunk, and where a handle's next
+/// `push` or `pop` goes.
+#[derive(Debug)]
 struct Cursor<T> {
     /// The current block and value index in it.
     block: *mut u8,
@@ -542,7 +573,23 @@ struct Cursor<T> {
     value: PhantomData<T>,
 }
 
+impl<T> Clone for Cursor<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Cursor<T> {}
+
 impl<T> Cursor<T> {
+    /// The stamp of the current block: the one a run starting here is published in.
+    #[inline]
+    fn stamp(&self) -> &AtomicU64 {
+        // SAFETY: the cursor stays on the ring's blocks (`Ring::cursor`, `advance`), which outlive
+        // the handle that holds the cursor.
+        unsafe { stamp_of::<T>(self.block) }
+    }
+
     /// The current value slot.
     #[inline]
     fn slot(&self) -> *mut Cell<T> {
@@ -650,45 +697,34 @@ impl<T: Plain> Ring<'_, T> {
 
     /// The stamp of the block of `position`.
     #[inline]
-    #[cfg_attr(
-        not(loom),
-        expect(
-            clippy::cast_ptr_alignment,
-            reason = "blocks start 8-aligned: at offset 384 of a 128-aligned range, sized in \
-                      multiples of 8"
-        )
-    )]
     fn stamp(&self, position: u64) -> &AtomicU64 {
         let (block, _) = self.locate(position);
-        #[cfg(not(loom))]
-        // SAFETY: a block starts with its stamp, 8-aligned, alive as long as `self`; an atomic is
-        // valid for any bytes (no reference to the plain values beside it is made).
-        unsafe {
-            &*block.cast::<AtomicU64>()
-        }
-        // SAFETY: under loom the blocks are `LoomBlock`s, constructed by `init`.
-        #[cfg(loom)]
-        unsafe {
-            &(*block.cast::<LoomBlock<T>>()).stamp
-        }
+        // SAFETY: one of the ring's blocks (`locate`), alive as long as `self`.
+        unsafe { stamp_of::<T>(block) }
     }
 
-    /// Publishes the run of values written at `start..end` (`end` > `start`): `tail`, then the
-    /// stamp of the run's first slot (both `Release`). In this order, `tail` is never behind what
-    /// the consumer learnt from a stamp, so `tail − head` stays a fill level.
+    /// Publishes a run of values written up to `end` (exclusive), whose first value's block has
+    /// `stamp`: `tail`, then the stamp (both `Release`). In this order, `tail` is never behind
+    /// what the consumer learnt from a stamp, so `tail − head` stays a fill level.
     #[inline]
-    fn publish(&self, start: u64, end: u64) {
+    fn publish(&self, stamp: &AtomicU64, end: u64) {
         self.shared.producer.tail.store(end, Ordering::Release);
-        self.stamp(start).store(end, Ordering::Release);
+        stamp.store(end, Ordering::Release);
     }
 
-    /// A run end the stamp of the slot of `known` (the end of what the consumer knows is
+    /// A run end that `stamp` (of the block of `known`, the end of what the consumer knows is
     /// published) gives, if it is believable: above `known` and at most a capacity above `head`.
     #[inline]
-    fn next_run_end(&self, head: u64, known: u64) -> Option<u64> {
-        let end = self.stamp(known).load(Ordering::Acquire);
+    fn run_end(&self, stamp: &AtomicU64, head: u64, known: u64) -> Option<u64> {
+        let end = stamp.load(Ordering::Acquire);
         let ahead = end.wrapping_sub(head);
         (ahead > known.wrapping_sub(head) && ahead <= self.capacity()).then_some(end)
+    }
+
+    /// [`Ring::run_end`] from the stamp of the block of `known`.
+    #[inline]
+    fn next_run_end(&self, head: u64, known: u64) -> Option<u64> {
+        self.run_end(self.stamp(known), head, known)
     }
 
     /// Prefetches the lines of `count` slots from `position` (at most [`CHUNK_PREFETCH_LINES`]),

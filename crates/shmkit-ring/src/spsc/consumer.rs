@@ -3,7 +3,7 @@
 use core::num::NonZeroU32;
 use core::ptr::NonNull;
 
-use super::{CONSUMER, Cell, Ring, read_slot};
+use super::{CONSUMER, Cell, Cursor, Ring, read_slot};
 use crate::error::Result;
 use crate::plain::Plain;
 use crate::primitive::Ordering;
@@ -36,8 +36,10 @@ pub struct Consumer<'a, T: Plain> {
     ring: Ring<'a, T>,
     /// The next position to read (the head this side last published, or will publish).
     head: u64,
-    /// The producer's tail as last read (checked): the values this side may read.
+    /// The end of the values this side knows are published (from stamps or the tail).
     cached_tail: u64,
+    /// Where `head` is: its slot and block.
+    cursor: Cursor<T>,
     owner: NonZeroU32,
 }
 
@@ -119,7 +121,8 @@ impl<'a, T: Plain> Consumer<'a, T> {
             role::release(&ring.shared.consumer.owner, owner);
             return Err(error);
         }
-        Ok(Self { ring, head, cached_tail: tail, owner })
+        let cursor = ring.cursor(head);
+        Ok(Self { ring, head, cached_tail: tail, cursor, owner })
     }
 
     /// Slots the ring has.
@@ -156,6 +159,19 @@ impl<'a, T: Plain> Consumer<'a, T> {
         }
     }
 
+    /// [`Consumer::extend`] when the known end is `head`: the stamp is the one of the cursor's
+    /// block, found without a division.
+    #[inline]
+    fn extend_here(&mut self) -> bool {
+        match self.ring.run_end(self.cursor.stamp(), self.head, self.cached_tail) {
+            Some(end) => {
+                self.cached_tail = end;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Values known to be published, following the stamps while fewer than `wanted`.
     #[inline]
     fn available_for(&mut self, wanted: u64) -> u64 {
@@ -172,13 +188,14 @@ impl<'a, T: Plain> Consumer<'a, T> {
     /// room for checks of the shared state.
     #[inline]
     pub fn pop(&mut self) -> Result<Option<T>> {
-        if self.cached_tail == self.head && !self.extend() {
+        if self.cached_tail == self.head && !self.extend_here() {
             return Ok(None);
         }
-        // SAFETY: masked into the slots; the slot at `head` is below the checked tail, so the
+        // SAFETY: the cursor's slot is the one of `head`, below the known published end, so the
         // producer published it and does not write it until this side moves `head` past it.
-        let value = unsafe { read_slot(self.ring.slot(self.head)) };
+        let value = unsafe { read_slot(self.cursor.slot()) };
         self.head = self.head.wrapping_add(1);
+        self.cursor.advance();
         self.ring.shared.consumer.head.store(self.head, Ordering::Release);
         Ok(Some(value))
     }
@@ -190,7 +207,7 @@ impl<'a, T: Plain> Consumer<'a, T> {
             return Ok(None);
         }
         // SAFETY: as in `pop`.
-        Ok(Some(unsafe { read_slot(self.ring.slot(self.head)) }))
+        Ok(Some(unsafe { read_slot(self.cursor.slot()) }))
     }
 
     /// Values in the ring (a fresh load of the producer's tail).
@@ -297,7 +314,7 @@ impl<T: Plain> ReadChunk<'_, '_, T> {
     /// [`ReadChunk::get`] locates each).
     #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = T> + '_ {
-        let mut cursor = self.consumer.ring.cursor(self.consumer.head);
+        let mut cursor = self.consumer.cursor;
         (0..self.len).map(move |_| {
             // SAFETY: a published slot of the chunk (fewer than `len` steps from its start).
             let value = unsafe { read_slot(cursor.slot()) };
@@ -330,6 +347,7 @@ impl<T: Plain> ReadChunk<'_, '_, T> {
         assert!(count <= self.len, "commit of {count} values of a read chunk of {}", self.len);
         let consumer = self.consumer;
         consumer.head = consumer.head.wrapping_add(count as u64);
+        consumer.cursor = consumer.ring.cursor(consumer.head);
         consumer.ring.shared.consumer.head.store(consumer.head, Ordering::Release);
     }
 
