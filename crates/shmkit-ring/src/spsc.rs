@@ -59,8 +59,8 @@
 //! An opener checks the header (magic, layout version, kind, element size, total size at most the
 //! bytes it was given), then that the capacity is a non-zero power of two whose layout fits in the
 //! total size. The capacity is then fixed in the handle, never read again; slots are reached only
-//! as `position & mask` from the start of the slots, so no value in shared memory can move an
-//! access out of the range. Every position read from the peer is checked: the fill level
+//! through `position & mask` (or a cursor that wraps at the capacity) from the start of the blocks,
+//! so no value in shared memory can move an access out of the range. Every position read from the peer is checked: the fill level
 //! `tail − head` (wrapping) must be at most the capacity, else the call returns
 //! [`Error::Corrupted`]. A stamp is used only if it lies between the consumer's known end and a
 //! capacity above its head; any other stamp reads as "nothing published yet" (a bad stamp cannot
@@ -69,9 +69,12 @@
 //!
 //! # Performance
 //!
-//! The fast path is one slot access, one store of the side's own position, and a compare with the
-//! cached position; no bounds check (the slot index is masked), no fence, no system call. The
-//! consumer polls the slot it reads next, not the producer's line (see the protocol). A chunk
+//! The fast path is one slot access, the stores of the side's position (and, for the producer,
+//! the stamp), and a compare with the cached position; no bounds check, no fence, no system call.
+//! Each handle keeps a cursor at its position (block and index), so a `push` or `pop` finds its
+//! slot with an add, not the division by K; [`WriteChunk::fill_with`] and [`ReadChunk::iter`] walk
+//! the same cursor ([`WriteChunk::set`] / [`ReadChunk::get`] locate each slot, a division). The
+//! consumer polls the block it reads next, not the producer's line (see the protocol). A chunk
 //! prefetches its slots' cache lines (for writing on the producer's side, `prefetchw`; for reading
 //! on the consumer's), so that the line transfers of a batch overlap. `benches/spsc.rs` measures
 //! the ring between two processes against rtrb and crossbeam between two threads, and against a
