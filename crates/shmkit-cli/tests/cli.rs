@@ -446,6 +446,158 @@ fn bench_runs_one_ring_on_huge_pages() {
     assert!(!Path::new(bench["region"].as_str().expect("path")).exists());
 }
 
+/// A pid that is gone: a child's, reaped.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("run true");
+    child.wait().expect("reap true");
+    child.id()
+}
+
+/// `(key, value)` of each line of `shmkit ... stat`'s text (`key: value`, aligned).
+fn text_fields(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
+        .collect()
+}
+
+/// `ring stat` on rings placed in a region of `shmkit create` (and traffic through them): what
+/// it shows in text and JSON, and the errors for what is not a ring of this shmkit.
+#[test]
+#[allow(clippy::too_many_lines, reason = "one region, its rings, and every answer on them")]
+fn ring_stat_reads_rings_and_names_what_it_cannot() {
+    use std::mem::offset_of;
+    use std::num::NonZeroU32;
+    use std::ptr::NonNull;
+    use std::sync::atomic::Ordering;
+
+    use shmkit_os::{Access, MapOptions, Region};
+    use shmkit_ring::Header;
+    use shmkit_ring::broadcast::{Broadcast, BroadcastConsumer, BroadcastProducer, Flow};
+    use shmkit_ring::seqlock::SeqLock;
+    use shmkit_ring::spsc::{Consumer, Producer, SpscRing};
+
+    let guard = RegionGuard(unique_name("cli-ring-stat"));
+    let name = guard.0.as_str();
+    assert!(shmkit(&["create", name, "--size", "64K"]).status.success());
+    let mapping = Region::open(&guard.0, None, Access::ReadWrite)
+        .and_then(|region| region.map(&MapOptions::new()))
+        .expect("map the region");
+    let path = format!("/dev/shm/{name}");
+    let at = |offset: usize| {
+        let ptr = NonNull::new(mapping.as_ptr().wrapping_add(offset)).expect("mapped");
+        (ptr, mapping.len() - offset)
+    };
+    let me = NonZeroU32::new(std::process::id()).expect("a pid");
+    let gone = NonZeroU32::new(dead_pid()).expect("a pid");
+
+    // An SPSC ring at 0: 10 values pushed, 3 popped, the consumer's holder gone.
+    let (ptr, len) = at(0);
+    // SAFETY: the mapping outlives the handles, and is used only through the ring.
+    let (mut producer, mut consumer) = unsafe {
+        SpscRing::<u64>::init(ptr, len, 16).expect("init");
+        (
+            Producer::<u64>::attach(ptr, len, me).expect("producer"),
+            Consumer::<u64>::attach(ptr, len, gone).expect("consumer"),
+        )
+    };
+    for value in 0..10 {
+        assert!(producer.push(value).expect("push"));
+    }
+    for _ in 0..3 {
+        assert!(consumer.pop().expect("pop").is_some());
+    }
+    let output = shmkit(&["ring", "stat", name]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let fields = text_fields(&stdout(&output));
+    let expected = [
+        ("ring", format!("spsc at offset 0 of {path} (layout version 2)")),
+        ("capacity", "16 elements of 8 bytes".to_owned()),
+        ("fill", "7 (43.8%)".to_owned()),
+        ("producer", format!("position 10, held by pid {me}")),
+        ("consumer", format!("position 3, held by pid {gone}, which is gone")),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+    assert_eq!(fields, expected);
+    assert_eq!(json(&["info", name, "--json"])["contents"], "shmkit spsc ring");
+
+    // A credit broadcast ring at 16 KiB: 6 messages, the credit consumer has read 2.
+    let (ptr, len) = at(16384);
+    let flow = Flow::Credit { consumers: 2 };
+    // SAFETY: as above.
+    let (mut publisher, mut reader) = unsafe {
+        Broadcast::<[u64; 4]>::init(ptr, len, 8, flow).expect("init");
+        (
+            BroadcastProducer::<[u64; 4]>::attach(ptr, len, me).expect("producer"),
+            BroadcastConsumer::<[u64; 4]>::attach_credit(ptr, len, me).expect("consumer"),
+        )
+    };
+    for value in 0..6 {
+        assert!(publisher.try_publish(&[value; 4]).expect("publish"));
+    }
+    for _ in 0..2 {
+        reader.try_recv().expect("receive");
+    }
+    drop(publisher);
+    let stat = json(&["ring", "stat", name, "--offset", "16384", "--json"]);
+    assert_eq!(stat["region"], path.as_str());
+    let ring = &stat["rings"][0];
+    assert_eq!(ring["offset"], 16384);
+    assert_eq!(ring["kind"], "broadcast");
+    assert_eq!(ring["version"], 1);
+    assert_eq!(ring["capacity"], 8);
+    assert_eq!(ring["element_size"], 32);
+    assert_eq!(ring["total_size"], 384 + 2 * 128 + 8 * 64);
+    assert_eq!(ring["fill"], 4);
+    assert_eq!(ring["producer"]["position"], 6);
+    assert!(ring["producer"]["owner_pid"].is_null() && ring["producer"]["owner_alive"].is_null());
+    assert!(ring["consumer"].is_null());
+    assert_eq!(ring["flow"], "credit");
+    assert_eq!(ring["overwritten"], 0);
+    let credit = &ring["credit_consumers"];
+    assert_eq!(credit.as_array().map(Vec::len), Some(1), "{credit}");
+    assert_eq!(credit[0]["position"], 2);
+    assert_eq!(credit[0]["owner_pid"], me.get());
+    assert_eq!(credit[0]["owner_alive"], true);
+    assert!(credit[0].get("behind").is_none(), "not a JSON field");
+    let text = stdout(&shmkit(&["ring", "stat", name, "--offset", "16384"]));
+    assert!(text.contains(&format!("position 2, held by pid {me}, 4 behind")), "{text}");
+    assert!(text.contains("4 (50.0%)") && text.contains("flow:"), "{text}");
+
+    // What is not a ring of this shmkit: one error line each, exit 1.
+    // SAFETY: the mapping is used only through the seqlock there.
+    unsafe { SeqLock::init(at(32768).0, at(32768).1, &[0_u64; 2]) }.expect("seqlock");
+    let version = mapping.atomic_u32(offset_of!(Header, version)).expect("the SPSC header");
+    version.store(99, Ordering::Relaxed);
+    for (offset, message) in [
+        ("0", "is a spsc ring of layout version 99, which this shmkit does not know".to_owned()),
+        ("32768", "is a seqlock, not a ring".to_owned()),
+        ("49152", "holds no published shmkit ring".to_owned()),
+        ("64", "holds no published shmkit ring".to_owned()),
+        ("65500", "no room for a ring header there".to_owned()),
+    ] {
+        let output = shmkit(&["ring", "stat", name, "--offset", offset]);
+        assert_eq!(output.status.code(), Some(1), "--offset {offset}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(&format!("the ring at offset {offset} of {path}")),
+            "{}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).contains(&message), "{}", stderr(&output));
+        assert_no_backtrace(&output);
+    }
+    version.store(shmkit_ring::spsc::LAYOUT_VERSION, Ordering::Relaxed);
+    mapping
+        .atomic_u64(offset_of!(Header, capacity))
+        .expect("the SPSC header")
+        .store(12, Ordering::Relaxed);
+    let output = shmkit(&["ring", "stat", name]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("capacity"), "{}", stderr(&output));
+    assert_no_backtrace(&output);
+}
+
 /// A long bench, and its region once it appears (`/dev/shm/shmkit-bench-PID-N`).
 #[allow(clippy::zombie_processes, reason = "the caller waits for the child it is handed")]
 fn start_long_bench() -> (Child, PathBuf) {

@@ -1,6 +1,8 @@
 //! The one error type of `shmkit-ring` (no allocation: every field is a number or a static
 //! string, so the `no_std` core can report everything it checks).
 
+use crate::header::Kind;
+
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
@@ -49,6 +51,21 @@ pub enum Error {
         value: u64,
         /// What it should have been.
         expected: &'static str,
+    },
+    /// The header is of a layout version of its kind that this build does not know: made by
+    /// another version of this crate. Nothing past the header is read.
+    #[error(
+        "the shared {what} has layout version {version}, which this build does not know (it reads version {known}): use the build that made it"
+    )]
+    UnknownVersion {
+        /// The primitive.
+        what: &'static str,
+        /// Its kind, as the header says.
+        kind: Kind,
+        /// The layout version the header says.
+        version: u32,
+        /// The layout version of that kind this build writes and reads.
+        known: u32,
     },
     /// The creator has not published the primitive yet (or died before it did).
     #[error("the shared {what} is not published yet: wait for its creator, or re-create it")]

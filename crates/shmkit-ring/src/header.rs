@@ -6,7 +6,7 @@
 //! checked against the byte range it was given (which comes from the OS), never trusted.
 
 use crate::error::{Error, Result};
-use crate::primitive::{AtomicU32, AtomicU64, Ordering};
+use crate::primitive::{AtomicU32, AtomicU64, Ordering, fence};
 
 /// `b"SHMKRING"` read as a little-endian `u64`: the first 8 bytes of every primitive.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMKRING");
@@ -30,6 +30,40 @@ pub enum Kind {
     Broadcast = 3,
     /// [`crate::seqlock`].
     SeqLock = 4,
+}
+
+impl Kind {
+    /// The kind numbered `number` in a header, if any.
+    pub const fn from_u32(number: u32) -> Option<Self> {
+        match number {
+            1 => Some(Self::Spsc),
+            2 => Some(Self::Bytes),
+            3 => Some(Self::Broadcast),
+            4 => Some(Self::SeqLock),
+            _ => None,
+        }
+    }
+
+    /// The layout version of this kind that this build writes and reads.
+    pub const fn layout_version(self) -> u32 {
+        match self {
+            Self::Spsc => crate::spsc::LAYOUT_VERSION,
+            Self::Bytes => crate::bytes::LAYOUT_VERSION,
+            Self::Broadcast => crate::broadcast::LAYOUT_VERSION,
+            Self::SeqLock => crate::seqlock::LAYOUT_VERSION,
+        }
+    }
+
+    /// The primitive's name in errors.
+    #[cfg(not(loom))]
+    pub(crate) const fn what(self) -> &'static str {
+        match self {
+            Self::Spsc => crate::spsc::WHAT,
+            Self::Bytes => crate::bytes::WHAT,
+            Self::Broadcast => crate::broadcast::WHAT,
+            Self::SeqLock => crate::seqlock::WHAT,
+        }
+    }
 }
 
 /// The first 128 bytes of every primitive. All atomics: the peer may write them at any time.
@@ -105,39 +139,67 @@ impl Header {
     /// given; returns the capacity and size it says, for the caller's own range checks.
     pub fn check(&self, expected: &Expected, len: usize) -> Result<Layout> {
         let what = expected.what;
-        let corrupted =
-            |field, value: u64, expected| Error::Corrupted { what, field, value, expected };
-        match self.state.load(Ordering::Acquire) {
-            STATE_READY => {}
-            STATE_EMPTY | STATE_INITIALISING => return Err(Error::NotPublished { what }),
-            other => return Err(corrupted("state", u64::from(other), "0, 1 or 2")),
-        }
-        let magic = self.magic.load(Ordering::Relaxed);
-        if magic != MAGIC {
-            return Err(corrupted("magic", magic, "SHMKRING"));
-        }
+        self.check_published(what)?;
         let kind = self.kind.load(Ordering::Relaxed);
         if kind != expected.kind as u32 {
-            return Err(corrupted("kind", u64::from(kind), "this primitive's kind"));
+            return Err(corrupted(what, "kind", u64::from(kind), "this primitive's kind"));
         }
-        let version = self.version.load(Ordering::Relaxed);
-        if version != expected.version {
-            return Err(corrupted("version", u64::from(version), "this build's layout version"));
-        }
+        self.check_version(what, expected.kind)?;
         let element_size = self.element_size.load(Ordering::Relaxed);
         if element_size != expected.element_size {
             return Err(corrupted(
+                what,
                 "element size",
                 element_size,
                 "the size of this process's element type",
             ));
         }
+        self.layout(what, len)
+    }
+
+    /// Checks that the header is published (its state, then its magic). The state is a relaxed
+    /// load and an `Acquire` fence rather than an `Acquire` load: the same ordering, and of the
+    /// atomic loads only relaxed ones are sure to work on memory mapped read-only (see
+    /// [`core::sync::atomic`]), which [`crate::inspect`] reads.
+    pub(crate) fn check_published(&self, what: &'static str) -> Result<()> {
+        let state = self.state.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        match state {
+            STATE_READY => {}
+            STATE_EMPTY | STATE_INITIALISING => return Err(Error::NotPublished { what }),
+            other => return Err(corrupted(what, "state", u64::from(other), "0, 1 or 2")),
+        }
+        let magic = self.magic.load(Ordering::Relaxed);
+        if magic != MAGIC {
+            return Err(corrupted(what, "magic", magic, "SHMKRING"));
+        }
+        Ok(())
+    }
+
+    /// Checks that a published header of `kind` has this build's layout version of that kind.
+    pub(crate) fn check_version(&self, what: &'static str, kind: Kind) -> Result<u32> {
+        let version = self.version.load(Ordering::Relaxed);
+        let known = kind.layout_version();
+        if version != known {
+            return Err(Error::UnknownVersion { what, kind, version, known });
+        }
+        Ok(version)
+    }
+
+    /// The capacity and total size of a published header, the size checked against the `len`
+    /// bytes given.
+    pub(crate) fn layout(&self, what: &'static str, len: usize) -> Result<Layout> {
         let total_size = self.total_size.load(Ordering::Relaxed);
         if total_size > len as u64 {
-            return Err(corrupted("total size", total_size, "at most the bytes mapped"));
+            return Err(corrupted(what, "total size", total_size, "at most the bytes mapped"));
         }
         Ok(Layout { capacity: self.capacity.load(Ordering::Relaxed), total_size })
     }
+}
+
+/// The error for a bad header field.
+fn corrupted(what: &'static str, field: &'static str, value: u64, expected: &'static str) -> Error {
+    Error::Corrupted { what, field, value, expected }
 }
 
 /// Checks that `len` bytes at `addr` can hold `needed` bytes aligned to `align`.

@@ -15,6 +15,8 @@
 //!   lapped and count exactly what they lost; optional credit flow control for reliable delivery.
 //! - [`seqlock`]: one writer publishes a `T: Plain` value, any number of readers read it without
 //!   ever blocking the writer; a torn read is detected and retried.
+//! - [`inspect`]: what any of these says of itself (kind, layout version, sizes, positions, role
+//!   holders), read without taking part, from bytes that may be mapped read-only.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -27,6 +29,8 @@ pub mod bytes;
 mod construct;
 mod error;
 pub mod header;
+#[cfg(not(loom))]
+pub mod inspect;
 mod pad;
 mod plain;
 mod primitive;

@@ -86,9 +86,9 @@ use crate::primitive::{AtomicU32, AtomicU64, Ordering, fence, spin_hint};
 use crate::role::{self, RoleName};
 
 /// The primitive's name in errors.
-const WHAT: &str = "seqlock";
-/// The layout version this build writes and accepts.
-const VERSION: u32 = 1;
+pub(crate) const WHAT: &str = "seqlock";
+/// The layout version of the seqlock; bumped whenever the shared layout changes.
+pub const LAYOUT_VERSION: u32 = 1;
 const WRITER: RoleName = RoleName { what: WHAT, role: "writer" };
 /// Bytes of one stored word.
 const WORD: usize = size_of::<u64>();
@@ -96,11 +96,11 @@ const WORD: usize = size_of::<u64>();
 /// The writer's line.
 #[repr(C)]
 #[derive(Debug)]
-struct WriterLine {
+pub(crate) struct WriterLine {
     /// Even: the value is complete; odd: a write is under way. Counts writes twice.
-    sequence: AtomicU64,
+    pub(crate) sequence: AtomicU64,
     /// The writer role's holder, 0 when free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// Zero.
     reserved: AtomicU32,
 }
@@ -108,9 +108,9 @@ struct WriterLine {
 /// Everything before the value's words.
 #[repr(C)]
 #[derive(Debug)]
-struct Shared {
-    header: Header,
-    writer: CachePadded<WriterLine>,
+pub(crate) struct Shared {
+    pub(crate) header: Header,
+    pub(crate) writer: CachePadded<WriterLine>,
 }
 
 #[cfg(not(loom))]
@@ -176,7 +176,7 @@ fn expected<T>() -> Expected {
     Expected {
         what: WHAT,
         kind: Kind::SeqLock,
-        version: VERSION,
+        version: LAYOUT_VERSION,
         element_size: size_of::<T>() as u64,
     }
 }
@@ -271,6 +271,15 @@ unsafe fn open<'a, T: Plain>(
     // SAFETY: `min` bytes, aligned (checked), valid for `'a` (the caller); all atomics.
     let shared = unsafe { ptr.cast::<Shared>().as_ref() };
     let layout = shared.header.check(&expected::<T>(), len)?;
+    check_layout(layout, size_of::<T>() as u64)?;
+    // SAFETY: `bytes_for` ≤ total size ≤ `len` (`check_layout`, `Header::check`).
+    Ok((shared, unsafe { words::<T>(ptr) }))
+}
+
+/// Checks the capacity and total size of a published header (after [`Header::check`], which
+/// checked the total size against the bytes mapped): capacity 1, and room for the words of a
+/// value of `element_size` bytes ([`SeqLock::bytes_for`]).
+pub(crate) fn check_layout(layout: Layout, element_size: u64) -> Result<()> {
     if layout.capacity != 1 {
         return Err(Error::Corrupted {
             what: WHAT,
@@ -279,7 +288,10 @@ unsafe fn open<'a, T: Plain>(
             expected: "1",
         });
     }
-    if layout.total_size < SeqLock::<T>::bytes_for() as u64 {
+    let needed = element_size
+        .checked_next_multiple_of(WORD as u64)
+        .and_then(|words| words.checked_add(size_of::<Shared>() as u64));
+    if needed.is_none_or(|needed| layout.total_size < needed) {
         return Err(Error::Corrupted {
             what: WHAT,
             field: "total size",
@@ -287,8 +299,7 @@ unsafe fn open<'a, T: Plain>(
             expected: "at least the size of the value's layout",
         });
     }
-    // SAFETY: `bytes_for` ≤ total size ≤ `len` (checked here and by `Header::check`).
-    Ok((shared, unsafe { words::<T>(ptr) }))
+    Ok(())
 }
 
 /// The single writer of a seqlock. Releases its role on drop.

@@ -132,7 +132,7 @@ use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::role::RoleName;
 
 /// The primitive's name in errors.
-const WHAT: &str = "SPSC ring";
+pub(crate) const WHAT: &str = "SPSC ring";
 /// The layout version of the SPSC ring; bumped whenever the shared layout changes (2: stamped
 /// blocks, where version 1 had bare slots and a consumer that polled `tail`).
 pub const LAYOUT_VERSION: u32 = 2;
@@ -143,11 +143,11 @@ const CONSUMER: RoleName = RoleName { what: WHAT, role: "consumer" };
 /// The producer's line: written by the producer only (but for the event's waiter count).
 #[repr(C)]
 #[derive(Debug)]
-struct ProducerLine {
+pub(crate) struct ProducerLine {
     /// Values ever pushed (published with `Release`).
-    tail: AtomicU64,
+    pub(crate) tail: AtomicU64,
     /// The producer role's holder, 0 when free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// Zero; keeps the event 8-byte aligned.
     reserved: AtomicU32,
     /// A `shmkit_sync::Event` (zero bytes are a fresh one): a producer waiting for space sleeps
@@ -158,11 +158,11 @@ struct ProducerLine {
 /// The consumer's line: written by the consumer only (but for the event's waiter count).
 #[repr(C)]
 #[derive(Debug)]
-struct ConsumerLine {
+pub(crate) struct ConsumerLine {
     /// Values ever popped (published with `Release`).
-    head: AtomicU64,
+    pub(crate) head: AtomicU64,
     /// The consumer role's holder, 0 when free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// Zero; keeps the event 8-byte aligned.
     reserved: AtomicU32,
     /// A `shmkit_sync::Event`: a consumer waiting for data sleeps on it, the producer notifies it.
@@ -172,10 +172,10 @@ struct ConsumerLine {
 /// Everything before the slots. All atomics: the peer may write any of it at any time.
 #[repr(C)]
 #[derive(Debug)]
-struct Shared {
-    header: Header,
-    producer: CachePadded<ProducerLine>,
-    consumer: CachePadded<ConsumerLine>,
+pub(crate) struct Shared {
+    pub(crate) header: Header,
+    pub(crate) producer: CachePadded<ProducerLine>,
+    pub(crate) consumer: CachePadded<ConsumerLine>,
 }
 
 #[cfg(not(loom))]
@@ -743,12 +743,25 @@ impl<T: Plain> Ring<'_, T> {
     /// Checks a fill level computed from a position the peer wrote.
     #[inline]
     fn check_fill(&self, tail: u64, head: u64, field: &'static str, value: u64) -> Result<u64> {
-        let fill = tail.wrapping_sub(head);
-        if fill > self.capacity() {
-            return Err(corrupted(field, value, "within capacity of the other position"));
-        }
-        Ok(fill)
+        check_fill(self.capacity(), tail, head, field, value)
     }
+}
+
+/// Checks a fill level `tail − head` (wrapping) computed from a position the peer wrote (`field`
+/// is `value`): at most the capacity.
+#[inline]
+pub(crate) fn check_fill(
+    capacity: u64,
+    tail: u64,
+    head: u64,
+    field: &'static str,
+    value: u64,
+) -> Result<u64> {
+    let fill = tail.wrapping_sub(head);
+    if fill > capacity {
+        return Err(corrupted(field, value, "within capacity of the other position"));
+    }
+    Ok(fill)
 }
 
 /// The error for a bad value read from shared memory.

@@ -71,33 +71,37 @@ impl Arena {
         unsafe { std::slice::from_raw_parts_mut(self.ptr().as_ptr(), total) }
     }
 
-    /// Overwrites `count` random bytes of `self.bytes[..limit]` (or whole 8-byte words with
-    /// interesting values: 0, all ones, small numbers, the right magic).
+    /// [`scramble`] over the first `limit` bytes of the range.
     fn scramble(&mut self, rng: &mut Rng, limit: usize, count: usize) {
-        for _ in 0..count {
-            let choice = rng.next();
-            let offset = rng.below(limit);
-            let bytes = self.bytes_mut();
-            if choice.is_multiple_of(3) {
-                let start = offset & !7;
-                let word: u64 = match choice % 7 {
-                    0 => 0,
-                    1 => u64::MAX,
-                    2 => choice >> 60,
-                    3 => u64::from_le_bytes(*b"SHMKRING"),
-                    4 => 1 << (choice >> 58),
-                    _ => choice,
-                };
-                bytes[start..start + 8].copy_from_slice(&word.to_le_bytes());
-            } else {
-                bytes[offset] = (choice >> 8) as u8;
-            }
-        }
+        scramble(&mut self.bytes_mut()[..limit], rng, count);
     }
 
     fn guards_intact(&mut self) -> bool {
         let len = self.len;
         self.bytes_mut()[len..].iter().all(|byte| *byte == GUARD)
+    }
+}
+
+/// Overwrites `count` random bytes of `bytes` (or whole 8-byte words with interesting values: 0,
+/// all ones, small numbers, the right magic).
+fn scramble(bytes: &mut [u8], rng: &mut Rng, count: usize) {
+    for _ in 0..count {
+        let choice = rng.next();
+        let offset = rng.below(bytes.len());
+        if choice.is_multiple_of(3) {
+            let start = offset & !7;
+            let word: u64 = match choice % 7 {
+                0 => 0,
+                1 => u64::MAX,
+                2 => choice >> 60,
+                3 => u64::from_le_bytes(*b"SHMKRING"),
+                4 => 1 << (choice >> 58),
+                _ => choice,
+            };
+            bytes[start..start + 8].copy_from_slice(&word.to_le_bytes());
+        } else {
+            bytes[offset] = (choice >> 8) as u8;
+        }
     }
 }
 
@@ -472,5 +476,145 @@ mod broadcast_fuzz {
             "broadcast: {attached} iterations attached ({laps} laps, {corrupt} corrupt reads \
              refused), {refused} refused"
         );
+    }
+}
+
+mod inspect_fuzz {
+    use shmkit_name::PageSize;
+    use shmkit_os::{Access, MapOptions, Mapping, Memfd};
+    use shmkit_ring::Error;
+    use shmkit_ring::broadcast::{Broadcast, BroadcastConsumer, BroadcastProducer, Flow};
+    use shmkit_ring::bytes::{ByteConsumer, ByteProducer, ByteRing};
+    use shmkit_ring::inspect::{self, Detail};
+    use shmkit_ring::seqlock::{SeqLock, Writer};
+    use shmkit_ring::spsc::{Consumer, Producer, SpscRing};
+
+    use super::{ITERATIONS, NonNull, NonZeroU32, Rng, scramble};
+
+    const PAGE: usize = 4096;
+    const CAPACITY: usize = 8;
+
+    /// Places a primitive of a random kind at `ptr` (the `len` bytes to the end of the page),
+    /// with some traffic; returns the bytes of its header and lines (the credit table included).
+    fn place(rng: &mut Rng, ptr: NonNull<u8>, len: usize) -> usize {
+        let owner = NonZeroU32::new(7).expect("non-zero");
+        // SAFETY: the read-write mapping outlives the handles, which are dropped here, and is
+        // used only through the primitive (the snapshots read the same memfd read-only).
+        unsafe {
+            match rng.below(4) {
+                0 => {
+                    SpscRing::<u64>::init(ptr, len, CAPACITY).expect("init");
+                    let mut producer = Producer::<u64>::attach(ptr, len, owner).expect("producer");
+                    let mut consumer = Consumer::<u64>::attach(ptr, len, owner).expect("consumer");
+                    for value in 0..rng.below(12) as u64 {
+                        let _ = producer.push(value);
+                        let _ = if value % 3 == 0 { consumer.pop().ok() } else { None };
+                    }
+                    384
+                }
+                1 => {
+                    ByteRing::init(ptr, len, 256).expect("init");
+                    let mut producer = ByteProducer::attach(ptr, len, owner).expect("producer");
+                    let mut consumer = ByteConsumer::attach(ptr, len, owner).expect("consumer");
+                    let mut buffer = [0; 128];
+                    for length in 0..rng.below(12) {
+                        let _ = producer.append(&buffer[..length * 5]);
+                        let _ = consumer.read(&mut buffer);
+                    }
+                    ByteRing::CONTROL_SIZE
+                }
+                2 => {
+                    let consumers = rng.below(4) as u32;
+                    let flow =
+                        if consumers == 0 { Flow::Lossy } else { Flow::Credit { consumers } };
+                    Broadcast::<u64>::init(ptr, len, CAPACITY, flow).expect("init");
+                    let mut producer =
+                        BroadcastProducer::<u64>::attach(ptr, len, owner).expect("producer");
+                    let mut credit = BroadcastConsumer::<u64>::attach_credit(ptr, len, owner).ok();
+                    for value in 0..rng.below(30) as u64 {
+                        let _ = producer.try_publish(&value);
+                        if let Some(credit) = credit.as_mut().filter(|_| value % 2 == 0) {
+                            let _ = credit.try_recv();
+                        }
+                    }
+                    384 + 128 * consumers as usize
+                }
+                _ => {
+                    SeqLock::init(ptr, len, &[1_u64; 3]).expect("init");
+                    let mut writer = Writer::<[u64; 3]>::attach(ptr, len, owner).expect("writer");
+                    writer.write(&[2; 3]);
+                    256
+                }
+            }
+        }
+    }
+
+    /// The bytes a primitive of each kind takes in [`place`], at most.
+    fn largest() -> usize {
+        [
+            SpscRing::<u64>::bytes_for(CAPACITY).expect("layout"),
+            ByteRing::bytes_for(256).expect("layout"),
+            Broadcast::<u64>::bytes_for(CAPACITY, Flow::Credit { consumers: 3 }).expect("layout"),
+            SeqLock::<[u64; 3]>::bytes_for(),
+        ]
+        .into_iter()
+        .max()
+        .expect("four")
+    }
+
+    /// Random bytes over the header and the lines of every primitive (or anywhere in its range),
+    /// read through a read-only mapping whose range ends at a guard page: a snapshot is `Ok` or an
+    /// `Error`, never a panic or a fault (a store, or a load past the range), and what it says
+    /// passed its checks.
+    #[test]
+    fn random_header_and_line_bytes_read_only() {
+        let mut rng = Rng::from_env();
+        let memfd = Memfd::create("inspect-fuzz", PAGE, PageSize::Normal, false).expect("memfd");
+        let rw = memfd.map(&MapOptions::new()).expect("map read-write");
+        let ro = memfd
+            .map(&MapOptions::new().access(Access::ReadOnly).guard_pages(true))
+            .expect("map read-only");
+        let at = |mapping: &Mapping, offset: usize| {
+            NonNull::new(mapping.as_ptr().wrapping_add(offset)).expect("mapped")
+        };
+        // At the end of the page, 128-aligned: the guard page follows the range.
+        let offset = (PAGE - largest()) & !127;
+        let len = PAGE - offset;
+        let (mut read, mut refused) = (0_u32, 0_u32);
+        for _ in 0..ITERATIONS {
+            rw.write_at(offset, &vec![0; len]).expect("zero");
+            let lines = place(&mut rng, at(&rw, offset), len);
+            let mut bytes = vec![0; len];
+            rw.read_at(offset, &mut bytes).expect("read back");
+            let limit = if rng.next().is_multiple_of(4) { len } else { lines };
+            let count = 1 + rng.below(6);
+            scramble(&mut bytes[..limit], &mut rng, count);
+            rw.write_at(offset, &bytes).expect("write back");
+            // SAFETY: the read-only mapping outlives the snapshot; the read-write one is used
+            // only atomically meanwhile (`Mapping::write_at`).
+            match unsafe { inspect::snapshot(at(&ro, offset), len) } {
+                Ok(snapshot) => {
+                    read += 1;
+                    assert!(snapshot.total_size <= len as u64, "{snapshot:?}");
+                    if let Detail::Ring { .. } = snapshot.detail {
+                        assert!(snapshot.fill().is_some_and(|fill| fill <= snapshot.capacity));
+                    }
+                    if let Some(broadcast) = snapshot.broadcast() {
+                        assert_eq!(broadcast.slowest.is_some(), broadcast.registered > 0);
+                        let slots = broadcast.credit_slots();
+                        for index in 0..slots {
+                            std::hint::black_box(broadcast.credit_consumer(index).ok());
+                        }
+                        assert!(matches!(
+                            broadcast.credit_consumer(slots),
+                            Err(Error::InvalidInput { .. })
+                        ));
+                        assert!(broadcast.credit_consumers().count() <= slots as usize);
+                    }
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        println!("inspect: {read} snapshots read, {refused} refused");
     }
 }

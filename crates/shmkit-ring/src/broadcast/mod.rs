@@ -122,7 +122,7 @@ use crate::primitive::{AtomicU32, AtomicU64, Ordering};
 use crate::role::RoleName;
 
 /// The primitive's name in errors.
-const WHAT: &str = "broadcast ring";
+pub(crate) const WHAT: &str = "broadcast ring";
 
 /// The layout version of the broadcast ring; bumped whenever the shared layout changes.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -167,7 +167,7 @@ pub enum Flow {
 
 impl Flow {
     /// Credit slots the layout has.
-    const fn credit_slots(self) -> u32 {
+    pub(crate) const fn credit_slots(self) -> u32 {
         match self {
             Self::Lossy => 0,
             Self::Credit { consumers } => consumers,
@@ -178,11 +178,11 @@ impl Flow {
 /// The producer's line: `next` and `owner` change, the rest is the creator's configuration.
 #[repr(C)]
 #[derive(Debug)]
-struct ProducerLine {
+pub(crate) struct ProducerLine {
     /// Messages ever published (stored after each one).
-    next: AtomicU64,
+    pub(crate) next: AtomicU64,
     /// The producer's owner id, 0 when free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// [`FLOW_LOSSY`] or [`FLOW_CREDIT`].
     flow: AtomicU32,
     /// Credit slots in the table (0 when lossy).
@@ -204,11 +204,11 @@ struct Events {
 /// One registered consumer's line in the credit table.
 #[repr(C)]
 #[derive(Debug)]
-struct CreditSlot {
+pub(crate) struct CreditSlot {
     /// The next message the consumer will read (everything before it is read).
-    position: AtomicU64,
+    pub(crate) position: AtomicU64,
     /// The consumer's owner id, 0 while the slot is free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// Zero.
     reserved: AtomicU32,
 }
@@ -222,9 +222,9 @@ impl CreditSlot {
 /// Everything before the credit table.
 #[repr(C)]
 #[derive(Debug)]
-struct Control {
-    header: Header,
-    producer: CachePadded<ProducerLine>,
+pub(crate) struct Control {
+    pub(crate) header: Header,
+    pub(crate) producer: CachePadded<ProducerLine>,
     events: CachePadded<Events>,
 }
 
@@ -284,9 +284,9 @@ pub struct Broadcast<T>(PhantomData<T>);
 
 impl<T: Plain> Broadcast<T> {
     /// The most credit slots a ring may have.
-    pub const MAX_CREDIT_CONSUMERS: u32 = 1024;
+    pub const MAX_CREDIT_CONSUMERS: u32 = MAX_CREDIT_CONSUMERS;
     /// The most slots a ring may have.
-    pub const MAX_CAPACITY: usize = 1 << 32;
+    pub const MAX_CAPACITY: usize = MAX_CAPACITY;
     /// The alignment the byte range must have.
     pub const ALIGN: usize = align_of::<Control>();
     /// Bytes of one slot in shared memory: the seq word and the message, padded (see the
@@ -298,27 +298,6 @@ impl<T: Plain> Broadcast<T> {
     /// `capacity` must be a power of two from 1 to [`Broadcast::MAX_CAPACITY`]; a credit flow
     /// must have 1 to [`Broadcast::MAX_CREDIT_CONSUMERS`] consumers.
     pub fn bytes_for(capacity: usize, flow: Flow) -> Result<usize> {
-        if !capacity.is_power_of_two() || capacity > Self::MAX_CAPACITY {
-            return Err(Error::InvalidInput {
-                what: "broadcast ring capacity",
-                reason: "a power of two from 1 to 2^32 slots",
-                value: capacity as u64,
-            });
-        }
-        if let Flow::Credit { consumers } = flow
-            && !(1..=Self::MAX_CREDIT_CONSUMERS).contains(&consumers)
-        {
-            return Err(Error::InvalidInput {
-                what: "broadcast ring credit consumers",
-                reason: "from 1 to 1024",
-                value: u64::from(consumers),
-            });
-        }
-        let too_large = Error::InvalidInput {
-            what: "broadcast ring capacity",
-            reason: "too large for this address space",
-            value: capacity as u64,
-        };
         if Self::SLOT_STRIDE > u32::MAX as usize {
             return Err(Error::InvalidInput {
                 what: "broadcast ring message size",
@@ -326,11 +305,7 @@ impl<T: Plain> Broadcast<T> {
                 value: size_of::<T>() as u64,
             });
         }
-        let slots = stride_words::<T>()
-            .checked_mul(size_of::<AtomicU64>())
-            .and_then(|stride| stride.checked_mul(capacity))
-            .ok_or(too_large)?;
-        slots_offset(flow.credit_slots()).checked_add(slots).ok_or(too_large)
+        layout_bytes(stride_words::<T>(), capacity, flow)
     }
 
     /// Places a fresh broadcast ring of `capacity` slots in `len` bytes at `ptr`, and publishes
@@ -402,11 +377,121 @@ const fn payload_words<T>() -> usize {
     size_of::<T>().div_ceil(8)
 }
 
-/// Words of a slot: seq and payload, rounded up to a power of two up to 8 words (64 bytes) and
-/// to a multiple of 8 words above.
+/// Words of a slot of `T` messages: see [`stride_words_for`].
 const fn stride_words<T>() -> usize {
-    let words = 1 + payload_words::<T>();
+    stride_words_for(size_of::<T>())
+}
+
+/// Words of a slot of messages of `size` bytes: seq and payload, rounded up to a power of two up
+/// to 8 words (64 bytes) and to a multiple of 8 words above.
+pub(crate) const fn stride_words_for(size: usize) -> usize {
+    let words = 1 + size.div_ceil(8);
     if words <= 8 { words.next_power_of_two() } else { words.next_multiple_of(8) }
+}
+
+/// The most credit slots a ring may have.
+const MAX_CREDIT_CONSUMERS: u32 = 1024;
+/// The most slots a ring may have.
+const MAX_CAPACITY: usize = 1 << 32;
+
+/// Bytes a ring of `capacity` slots of `stride_words` words with `flow` takes
+/// ([`Broadcast::bytes_for`] for any message size).
+fn layout_bytes(stride_words: usize, capacity: usize, flow: Flow) -> Result<usize> {
+    if !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
+        return Err(Error::InvalidInput {
+            what: "broadcast ring capacity",
+            reason: "a power of two from 1 to 2^32 slots",
+            value: capacity as u64,
+        });
+    }
+    if let Flow::Credit { consumers } = flow
+        && !(1..=MAX_CREDIT_CONSUMERS).contains(&consumers)
+    {
+        return Err(Error::InvalidInput {
+            what: "broadcast ring credit consumers",
+            reason: "from 1 to 1024",
+            value: u64::from(consumers),
+        });
+    }
+    let too_large = Error::InvalidInput {
+        what: "broadcast ring capacity",
+        reason: "too large for this address space",
+        value: capacity as u64,
+    };
+    let slots = stride_words
+        .checked_mul(size_of::<AtomicU64>())
+        .and_then(|stride| stride.checked_mul(capacity))
+        .ok_or(too_large)?;
+    slots_offset(flow.credit_slots()).checked_add(slots).ok_or(too_large)
+}
+
+/// Checks the configuration in the producer line of a published header's ring against the
+/// header (after [`Header::check`], which checked the total size against the bytes mapped): a
+/// known flow, the stride of `stride_words` words, and a capacity whose ring of that flow takes
+/// exactly the total size. Returns the flow.
+pub(crate) fn check_config(
+    producer: &ProducerLine,
+    layout: header::Layout,
+    stride_words: usize,
+) -> Result<Flow> {
+    let flow = match (
+        producer.flow.load(Ordering::Relaxed),
+        producer.credit_slots.load(Ordering::Relaxed),
+    ) {
+        (FLOW_LOSSY, 0) => Flow::Lossy,
+        (FLOW_CREDIT, consumers) => Flow::Credit { consumers },
+        (flow, _) => {
+            return Err(corrupted(
+                "flow",
+                u64::from(flow),
+                "0 (lossy, no credit slots) or 1 (credit)",
+            ));
+        }
+    };
+    let stride = producer.slot_stride.load(Ordering::Relaxed);
+    if stride as usize != 8 * stride_words {
+        return Err(corrupted("slot stride", u64::from(stride), "the stride of its message size"));
+    }
+    let needed = usize::try_from(layout.capacity)
+        .ok()
+        .and_then(|capacity| layout_bytes(stride_words, capacity, flow).ok())
+        .ok_or(corrupted(
+            "capacity",
+            layout.capacity,
+            "a power of two up to 2^32, with 1 to 1024 credit slots",
+        ))?;
+    if layout.total_size != needed as u64 {
+        return Err(corrupted(
+            "total size",
+            layout.total_size,
+            "the size of a ring of its capacity and flow",
+        ));
+    }
+    Ok(flow)
+}
+
+/// The error for a bad value read from shared memory.
+#[cold]
+fn corrupted(field: &'static str, value: u64, expected: &'static str) -> Error {
+    Error::Corrupted { what: WHAT, field, value, expected }
+}
+
+/// Checks a registered consumer's credit position against the producer's position `next`: a
+/// consumer never reads past the producer.
+pub(crate) fn check_credit_position(position: u64, next: u64) -> Result<()> {
+    if position > next {
+        return Err(corrupted("credit position", position, "at most the producer's position"));
+    }
+    Ok(())
+}
+
+/// The producer's position, checked: below [`MAX_POSITION`].
+pub(crate) fn load_next(producer: &ProducerLine, order: Ordering) -> Result<u64> {
+    let next = producer.next.load(order);
+    if next >= MAX_POSITION {
+        return Err(corrupted("next", next, "below 2^62"));
+    }
+    Ok(next)
 }
 
 /// Where the slots start: after the control lines and `credit_slots` credit lines.
@@ -448,44 +533,11 @@ impl<'a, T: Plain> Ring<'a, T> {
         // SAFETY: the range holds an aligned `Control`, valid for `'a` (the caller); all atomics.
         let control = unsafe { ptr.cast::<Control>().as_ref() };
         let layout = control.header.check(&expected::<T>(), len)?;
-        let producer = &control.producer;
-        let flow = match (
-            producer.flow.load(Ordering::Relaxed),
-            producer.credit_slots.load(Ordering::Relaxed),
-        ) {
-            (FLOW_LOSSY, 0) => Flow::Lossy,
-            (FLOW_CREDIT, consumers) => Flow::Credit { consumers },
-            (flow, _) => {
-                return Err(Self::corrupted(
-                    "flow",
-                    u64::from(flow),
-                    "0 (lossy, no credit slots) or 1 (credit)",
-                ));
-            }
-        };
-        let stride = producer.slot_stride.load(Ordering::Relaxed);
-        if stride as usize != Broadcast::<T>::SLOT_STRIDE {
-            return Err(Self::corrupted("slot stride", u64::from(stride), "this build's stride"));
-        }
-        let needed = usize::try_from(layout.capacity)
-            .ok()
-            .and_then(|capacity| Broadcast::<T>::bytes_for(capacity, flow).ok())
-            .ok_or(Self::corrupted(
-                "capacity",
-                layout.capacity,
-                "a power of two up to 2^32, with 1 to 1024 credit slots",
-            ))?;
-        if layout.total_size != needed as u64 {
-            return Err(Self::corrupted(
-                "total size",
-                layout.total_size,
-                "the size of a ring of its capacity and flow",
-            ));
-        }
+        let flow = check_config(&control.producer, layout, stride_words::<T>())?;
         let credit_slots = flow.credit_slots() as usize;
-        // SAFETY: `needed <= total_size <= len` (checked by `Header::check`), and `needed` covers
-        // the control lines, `credit_slots` credit lines and the slots; all atomics, valid for
-        // `'a`.
+        // SAFETY: a ring of this flow and capacity takes `total_size <= len` bytes (`check_config`,
+        // `Header::check`): the control lines, `credit_slots` credit lines and the slots; all
+        // atomics, valid for `'a`.
         let (credits, slots) = unsafe {
             let credits = ptr.add(size_of::<Control>()).cast::<CachePadded<CreditSlot>>();
             (
@@ -497,7 +549,7 @@ impl<'a, T: Plain> Ring<'a, T> {
     }
 
     fn corrupted(field: &'static str, value: u64, expected: &'static str) -> Error {
-        Error::Corrupted { what: WHAT, field, value, expected }
+        corrupted(field, value, expected)
     }
 
     /// The words of slot `position mod capacity`: seq first, then the payload.
@@ -517,11 +569,7 @@ impl<'a, T: Plain> Ring<'a, T> {
 
     /// Loads the producer's position and checks it.
     fn next(&self) -> Result<u64> {
-        let next = self.control.producer.next.load(Ordering::Acquire);
-        if next >= MAX_POSITION {
-            return Err(Self::corrupted("next", next, "below 2^62"));
-        }
-        Ok(next)
+        load_next(&self.control.producer, Ordering::Acquire)
     }
 
     /// The ring's flow control.

@@ -4,7 +4,9 @@ use core::fmt;
 use core::num::NonZeroU32;
 use core::ptr::NonNull;
 
-use super::{MAX_POSITION, PRODUCER, Ring, published, store_payload, writing};
+use super::{
+    MAX_POSITION, PRODUCER, Ring, check_credit_position, published, store_payload, writing,
+};
 use crate::error::Result;
 use crate::plain::Plain;
 use crate::primitive::{Ordering, fence};
@@ -174,13 +176,7 @@ impl<'a, T: Plain> BroadcastProducer<'a, T> {
             // Acquire: the consumer's reads of the messages below its position happen before
             // this producer overwrites them.
             let position = slot.position.load(Ordering::Acquire);
-            if position > self.next {
-                return Err(Ring::<T>::corrupted(
-                    "credit position",
-                    position,
-                    "at most the producer's position",
-                ));
-            }
+            check_credit_position(position, self.next)?;
             slowest = slowest.min(position);
         }
         self.limit = slowest + self.ring.capacity;

@@ -89,7 +89,7 @@ use crate::role::RoleName;
 use data::Data;
 
 /// The primitive's name in errors.
-const WHAT: &str = "byte ring";
+pub(crate) const WHAT: &str = "byte ring";
 
 /// The layout version of the byte ring; bumped whenever the shared layout changes.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -144,11 +144,11 @@ static_assertions::const_assert_eq!(align_of::<EventSlot>(), 4);
 /// The producer's line.
 #[repr(C)]
 #[derive(Debug)]
-struct ProducerLine {
+pub(crate) struct ProducerLine {
     /// Bytes ever appended (records, headers and padding).
-    tail: AtomicU64,
+    pub(crate) tail: AtomicU64,
     /// The producer's owner id, 0 when free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// Zero.
     reserved: AtomicU32,
 }
@@ -156,11 +156,11 @@ struct ProducerLine {
 /// The consumer's line.
 #[repr(C)]
 #[derive(Debug)]
-struct ConsumerLine {
+pub(crate) struct ConsumerLine {
     /// Bytes ever consumed.
-    head: AtomicU64,
+    pub(crate) head: AtomicU64,
     /// The consumer's owner id, 0 when free.
-    owner: AtomicU32,
+    pub(crate) owner: AtomicU32,
     /// Zero.
     reserved: AtomicU32,
 }
@@ -178,10 +178,10 @@ struct Events {
 /// Everything before the data area.
 #[repr(C)]
 #[derive(Debug)]
-struct Control {
-    header: Header,
-    producer: CachePadded<ProducerLine>,
-    consumer: CachePadded<ConsumerLine>,
+pub(crate) struct Control {
+    pub(crate) header: Header,
+    pub(crate) producer: CachePadded<ProducerLine>,
+    pub(crate) consumer: CachePadded<ConsumerLine>,
     events: CachePadded<Events>,
 }
 
@@ -384,22 +384,9 @@ impl Ring<'_> {
         // SAFETY: the range holds an aligned `Control`, valid for `'a` (the caller); all atomics.
         let control = unsafe { ptr.cast::<Control>().as_ref() };
         let layout = control.header.check(&EXPECTED, len)?;
-        let corrupted =
-            |field, value, expected| Error::Corrupted { what: WHAT, field, value, expected };
-        let capacity = usize::try_from(layout.capacity)
-            .ok()
-            .filter(|&capacity| ByteRing::bytes_for(capacity).is_ok())
-            .ok_or(corrupted("capacity", layout.capacity, "a power of two from 16 to 2^40"))?;
-        let needed = ByteRing::bytes_for(capacity)?;
-        if layout.total_size != needed as u64 {
-            return Err(corrupted(
-                "total size",
-                layout.total_size,
-                "the size of a ring of its capacity",
-            ));
-        }
-        // SAFETY: `needed <= total_size <= len` (checked by `Header::check`), so the data area
-        // `CONTROL_SIZE..needed` is inside the range.
+        check_layout(layout)?;
+        // SAFETY: a ring of this capacity takes `total_size <= len` bytes (`check_layout`,
+        // `Header::check`), so the data area `CONTROL_SIZE..total_size` is inside the range.
         let data = unsafe { Data::new(ptr.add(ByteRing::CONTROL_SIZE), layout.capacity) };
         Ok(Self {
             control,
@@ -416,20 +403,7 @@ impl Ring<'_> {
 
     /// Checks a pair of positions: `head <= tail <= head + capacity`, both multiples of 8.
     fn check_positions(&self, head: u64, tail: u64) -> Result<()> {
-        if !head.is_multiple_of(WORD) {
-            return Err(Self::corrupted("head", head, "a multiple of 8"));
-        }
-        if !tail.is_multiple_of(WORD) {
-            return Err(Self::corrupted("tail", tail, "a multiple of 8"));
-        }
-        match tail.checked_sub(head) {
-            Some(used) if used <= self.capacity => Ok(()),
-            _ => Err(Self::corrupted(
-                "tail - head",
-                tail.wrapping_sub(head),
-                "at most the capacity (tail never behind head)",
-            )),
-        }
+        check_positions(self.capacity, head, tail)
     }
 
     /// Loads both positions (`Acquire`) and checks them, for a side that attaches: also below
@@ -437,12 +411,56 @@ impl Ring<'_> {
     fn positions(&self) -> Result<(u64, u64)> {
         let head = self.control.consumer.head.load(Ordering::Acquire);
         let tail = self.control.producer.tail.load(Ordering::Acquire);
-        self.check_positions(head, tail)?;
-        if tail >= MAX_POSITION {
-            return Err(Self::corrupted("tail", tail, "below 2^62"));
-        }
+        check_attach_positions(self.capacity, head, tail)?;
         Ok((head, tail))
     }
+}
+
+/// Checks the capacity and total size of a published header (after [`Header::check`], which
+/// checked the total size against the bytes mapped): a capacity [`ByteRing::bytes_for`] takes,
+/// and exactly the size of a ring of that capacity. Returns the capacity.
+pub(crate) fn check_layout(layout: header::Layout) -> Result<usize> {
+    let capacity = usize::try_from(layout.capacity)
+        .ok()
+        .filter(|&capacity| ByteRing::bytes_for(capacity).is_ok())
+        .ok_or(Ring::corrupted("capacity", layout.capacity, "a power of two from 16 to 2^40"))?;
+    let needed = ByteRing::bytes_for(capacity)?;
+    if layout.total_size != needed as u64 {
+        return Err(Ring::corrupted(
+            "total size",
+            layout.total_size,
+            "the size of a ring of its capacity",
+        ));
+    }
+    Ok(capacity)
+}
+
+/// Checks a pair of positions: `head <= tail <= head + capacity`, both multiples of 8.
+pub(crate) fn check_positions(capacity: u64, head: u64, tail: u64) -> Result<()> {
+    if !head.is_multiple_of(WORD) {
+        return Err(Ring::corrupted("head", head, "a multiple of 8"));
+    }
+    if !tail.is_multiple_of(WORD) {
+        return Err(Ring::corrupted("tail", tail, "a multiple of 8"));
+    }
+    match tail.checked_sub(head) {
+        Some(used) if used <= capacity => Ok(()),
+        _ => Err(Ring::corrupted(
+            "tail - head",
+            tail.wrapping_sub(head),
+            "at most the capacity (tail never behind head)",
+        )),
+    }
+}
+
+/// [`check_positions`], and a `tail` below [`MAX_POSITION`], as a side that attaches needs (so
+/// that its own position never overflows).
+pub(crate) fn check_attach_positions(capacity: u64, head: u64, tail: u64) -> Result<()> {
+    check_positions(capacity, head, tail)?;
+    if tail >= MAX_POSITION {
+        return Err(Ring::corrupted("tail", tail, "below 2^62"));
+    }
+    Ok(())
 }
 
 #[cfg(feature = "std")]
