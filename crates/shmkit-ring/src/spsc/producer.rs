@@ -3,7 +3,7 @@
 use core::num::NonZeroU32;
 use core::ptr::NonNull;
 
-use super::{Cell, Cursor, PRODUCER, Ring, read_slot, write_slot};
+use super::{Cell, PRODUCER, Ring, read_slot, write_slot};
 use crate::error::Result;
 use crate::plain::Plain;
 use crate::primitive::Ordering;
@@ -36,8 +36,6 @@ pub struct Producer<'a, T: Plain> {
     tail: u64,
     /// The consumer's head as last read (checked): the free space this side may use.
     cached_head: u64,
-    /// Where `tail` goes: its slot and block.
-    cursor: Cursor<T>,
     owner: NonZeroU32,
 }
 
@@ -134,8 +132,7 @@ impl<'a, T: Plain> Producer<'a, T> {
                 for offset in 0..fill {
                     ring.stamp(head.wrapping_add(offset)).store(tail, Ordering::Release);
                 }
-                let cursor = ring.cursor(tail);
-                Ok(Self { ring, tail, cached_head: head, cursor, owner })
+                Ok(Self { ring, tail, cached_head: head, owner })
             }
             Err(error) => {
                 role::release(&ring.shared.producer.owner, owner);
@@ -181,12 +178,12 @@ impl<'a, T: Plain> Producer<'a, T> {
         {
             return Ok(false);
         }
-        // SAFETY: the cursor's slot is the one of `tail`, free (the consumer's checked head is less
-        // than a capacity behind), so the consumer does not read it now.
-        unsafe { write_slot(self.cursor.slot(), value) };
-        self.tail = self.tail.wrapping_add(1);
-        self.ring.publish(self.cursor.stamp(), self.tail);
-        self.cursor.advance();
+        // SAFETY: `slot` is masked into the slots; the slot at `tail` is free (the consumer's
+        // checked head is less than a capacity behind), so the consumer does not read it now.
+        unsafe { write_slot(self.ring.slot(self.tail), value) };
+        let start = self.tail;
+        self.tail = start.wrapping_add(1);
+        self.ring.publish(self.ring.stamp(start), self.tail);
         Ok(true)
     }
 
@@ -353,7 +350,7 @@ impl<T: Plain> WriteChunk<'_, '_, T> {
     /// ```
     #[inline]
     pub fn fill_with(&mut self, mut value: impl FnMut(usize) -> T) {
-        let mut cursor = self.producer.cursor;
+        let mut cursor = self.producer.ring.cursor(self.producer.tail);
         for index in 0..self.len {
             // SAFETY: a slot of the chunk (index < len): free, so the consumer does not read it.
             unsafe { write_slot(cursor.slot(), value(index)) };
@@ -374,9 +371,9 @@ impl<T: Plain> WriteChunk<'_, '_, T> {
             return;
         }
         let producer = self.producer;
-        producer.tail = producer.tail.wrapping_add(count as u64);
-        producer.ring.publish(producer.cursor.stamp(), producer.tail);
-        producer.cursor = producer.ring.cursor(producer.tail);
+        let start = producer.tail;
+        producer.tail = start.wrapping_add(count as u64);
+        producer.ring.publish(producer.ring.stamp(start), producer.tail);
     }
 
     /// Publishes every slot of the chunk.
