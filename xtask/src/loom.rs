@@ -1,8 +1,10 @@
 //! `cargo xtask loom`: the loom models of every crate that has them.
 //!
 //! A crate's models live in `tests/loom.rs` (gated by `#![cfg(loom)]`) and take their atomics from
-//! the crate's `primitive` shim, which swaps in loom's types under `--cfg loom`. The build goes to
-//! its own target folder so that the flag does not invalidate the normal build cache.
+//! the crate's `primitive` shim, which swaps in loom's types under `--cfg loom`. Models that need
+//! a crate's internals live in `src/**/loom_models.rs` (`#[cfg(all(test, loom))]`); a crate that
+//! has such a file also runs its library tests under loom. The build goes to its own target folder
+//! so that the flag does not invalidate the normal build cache.
 
 use crate::cmd::{self, Error};
 use crate::workspace;
@@ -26,10 +28,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), Error> {
     let preemptions = std::env::var("LOOM_MAX_PREEMPTIONS")
         .unwrap_or_else(|_| DEFAULT_MAX_PREEMPTIONS.to_owned());
     for krate in with_models {
-        let mut command = cmd::cargo(
-            &root,
-            &["test", "--release", "-p", &krate.name, "--test", "loom", "--all-features"],
-        );
+        let mut args =
+            vec!["test", "--release", "-p", &krate.name, "--test", "loom", "--all-features"];
+        if has_file_named(&krate.dir.join("src"), "loom_models.rs") {
+            args.push("--lib");
+        }
+        let mut command = cmd::cargo(&root, &args);
         command
             .env("RUSTFLAGS", "--cfg loom")
             .env("LOOM_MAX_PREEMPTIONS", &preemptions)
@@ -37,4 +41,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), Error> {
         cmd::run_step(&format!("loom models of {}", krate.name), &mut command)?;
     }
     Ok(())
+}
+
+/// Whether a file called `name` is in `dir` or below it.
+fn has_file_named(dir: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(dir).into_iter().flatten().flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() { has_file_named(&path, name) } else { entry.file_name() == name }
+    })
 }

@@ -33,12 +33,13 @@
 //!   (`cached_tail`). When it has read up to there, it loads the stamp of the block of the next
 //!   position with `Acquire`: a stamp above `cached_tail` (and at most a capacity above `head`)
 //!   extends what it knows. So a `pop` touches the block's line and its own line, never the
-//!   producer's: the values and their stamp arrive in one cache line transfer, and the `tail` line
+//!   producer's: for small values, the values and their stamp arrive in one cache line transfer
+//!   (a large `T` sits in the lines after its block's stamp line), and the `tail` line
 //!   stays in the producer's cache. (With a `tail` to poll, as in rtrb, every poll of an empty
 //!   ring takes that line away from the producer, which must take it back for its next store.)
 //! - The consumer reads slot `head & mask`, then stores `head + 1` with `Release`; the producer
 //!   loads `head` with `Acquire` before writing over any slot below it, only when the cached copy
-//!   in its handle says full.
+//!   in its handle says full (or, for a chunk, shows fewer free slots than asked for).
 //! - `tail` serves `len`, the blocking waits, and the resumption of a taken-over producer. A
 //!   producer that died between storing `tail` and the stamp left a run the consumer cannot see:
 //!   its successor stores `tail` into the stamp of every block from the consumer's head to `tail`
@@ -566,8 +567,8 @@ unsafe fn stamp_of<'a, T>(block: *mut u8) -> &'a AtomicU64 {
 }
 
 /// Visits the value slots of consecutive positions, a step costing an add and two compares
-/// instead of the division of [`Ring::slot`]: the walk of a chunk, and where a handle's next
-/// `push` or `pop` goes.
+/// instead of the division of [`Ring::slot`]: the walk of a chunk, and where the consumer's next
+/// `pop` reads.
 #[derive(Debug)]
 struct Cursor<T> {
     /// The current block and value index in it.
@@ -611,6 +612,8 @@ impl<T> Cursor<T> {
     fn advance(&mut self) {
         self.left -= 1;
         self.index += 1;
+        // The end of the ring first: when it is also the end of a block, the next block is not
+        // one of the ring's.
         if self.left == 0 {
             (self.block, self.index, self.left) = (self.first, 0, self.capacity);
         } else if self.index == per_block::<T>() {
@@ -619,6 +622,7 @@ impl<T> Cursor<T> {
             self.block = unsafe { self.block.add(block_size::<T>()) };
             self.index = 0;
         }
+        debug_assert!(self.index < per_block::<T>() && self.left <= self.capacity);
     }
 }
 
@@ -703,6 +707,14 @@ impl<T: Plain> Ring<'_, T> {
         }
     }
 
+    /// Positions from `position` to the end of its block (or of the ring, if that comes first):
+    /// the step from one block's stamp to the next one's.
+    fn to_block_end(&self, position: u64) -> u64 {
+        let index = position & self.mask;
+        let per = per_block::<T>() as u64;
+        (index / per + 1).saturating_mul(per).min(self.capacity()) - index
+    }
+
     /// The stamp of the block of `position`.
     #[inline]
     fn stamp(&self, position: u64) -> &AtomicU64 {
@@ -778,3 +790,6 @@ fn corrupted(field: &'static str, value: u64, expected: &'static str) -> Error {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+#[cfg(all(test, loom))]
+mod loom_models;

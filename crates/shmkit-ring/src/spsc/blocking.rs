@@ -10,6 +10,7 @@
 
 use core::ptr::NonNull;
 use core::time::Duration;
+use std::time::Instant;
 
 use shmkit_sync::{Event, WaitStrategy};
 
@@ -37,6 +38,22 @@ fn event(slot: &[AtomicU32; 2]) -> &Event {
     // live as long as the borrow, and accessed only atomically, by `Event` or as `AtomicU32`s.
     let event = unsafe { Event::open_at(ptr, size_of::<[AtomicU32; 2]>()) };
     event.expect("the event slot is 8 bytes, 8-aligned (layout asserts)")
+}
+
+/// The end of a blocking call's timeout, so that a loop of waits (a peer that keeps publishing
+/// positions but no usable value) still ends in time.
+struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// `timeout` from now; `None` (or a timeout beyond what `Instant` holds) is never.
+    fn after(timeout: Option<Duration>) -> Self {
+        Self(timeout.and_then(|timeout| Instant::now().checked_add(timeout)))
+    }
+
+    /// What is left of it, for the next wait (zero once passed).
+    fn left(&self) -> Option<Duration> {
+        self.0.map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
 }
 
 /// A timeout that passed.
@@ -123,8 +140,9 @@ impl<T: Plain> Producer<'_, T> {
         strategy: &impl WaitStrategy,
         timeout: Option<Duration>,
     ) -> Result<()> {
+        let deadline = Deadline::after(timeout);
         while !self.push(value)? {
-            self.wait_for_free(1, strategy, timeout)?;
+            self.wait_for_free(1, strategy, deadline.left())?;
         }
         strategy.notify(self.ring().data_event());
         Ok(())
@@ -167,12 +185,13 @@ impl<T: Plain> Consumer<'_, T> {
         strategy: &impl WaitStrategy,
         timeout: Option<Duration>,
     ) -> Result<T> {
+        let deadline = Deadline::after(timeout);
         loop {
             if let Some(value) = self.pop()? {
                 strategy.notify(self.ring().space_event());
                 return Ok(value);
             }
-            self.wait_for_len(1, strategy, timeout)?;
+            self.wait_for_len(1, strategy, deadline.left())?;
         }
     }
 }

@@ -180,9 +180,14 @@ impl<'a, T: Plain> Consumer<'a, T> {
         self.cached_tail.wrapping_sub(self.head)
     }
 
-    /// Pops the oldest value: `Ok(None)` when the ring is empty. Touches only the slot and the
-    /// consumer's line: when the values known to be published are used up, it loads the stamp of
-    /// the slot it reads next (never the producer's line).
+    /// Pops the oldest value: `Ok(None)` when the ring is empty. Touches only the slot's block and
+    /// the consumer's line: when the values known to be published are used up, it loads the stamp
+    /// of the block it reads next (never the producer's line).
+    ///
+    /// A producer that died between storing `tail` and stamping its last run leaves that run
+    /// unseen by `pop`, `peek` and `read_chunk` until a successor takes the role over (which
+    /// stamps it), though [`Consumer::len`] counts it; `len`, and the blocking calls that use it,
+    /// also make it visible to the next `pop`.
     ///
     /// Never fails today (a stamp out of range reads as "not published"); the `Result` keeps
     /// room for checks of the shared state.
@@ -270,9 +275,8 @@ impl<T: Plain> Drop for Consumer<'_, T> {
 /// Published values, read in place and released together: the zero-copy batch read of
 /// [`Consumer::read_chunk`].
 ///
-/// The slots live in shared memory, and each holds a stamp beside its value, so the chunk hands
-/// out no `&[T]`: read with [`ReadChunk::get`], [`ReadChunk::iter`] or
-/// [`ReadChunk::copy_to_slice`]. Nothing is released until [`ReadChunk::commit`]; dropping an
+/// The slots live in shared memory, in blocks that start with a stamp, so the chunk hands out no
+/// `&[T]`: read with [`ReadChunk::get`], [`ReadChunk::iter`] or [`ReadChunk::copy_to_slice`]. Nothing is released until [`ReadChunk::commit`]; dropping an
 /// uncommitted chunk leaves the values in the ring.
 #[derive(Debug)]
 pub struct ReadChunk<'c, 'a, T: Plain> {

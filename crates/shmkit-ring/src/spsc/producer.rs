@@ -121,16 +121,19 @@ impl<'a, T: Plain> Producer<'a, T> {
     /// Reads the published positions for a freshly claimed role; releases it if they are bad.
     ///
     /// A producer that died between storing `tail` and stamping its last run left that run
-    /// invisible to the consumer; so every slot from the consumer's head to `tail` gets the stamp
+    /// invisible to the consumer; so every block from the consumer's head to `tail` gets the stamp
     /// `tail` (true of each of them: everything below `tail` is published), wherever in that span
-    /// the consumer looks next.
+    /// the consumer looks next. One store per block, at most a capacity's worth of blocks.
     fn resume(ring: Ring<'a, T>, owner: NonZeroU32) -> Result<Self> {
         let tail = ring.shared.producer.tail.load(Ordering::Acquire);
         let head = ring.shared.consumer.head.load(Ordering::Acquire);
         match ring.check_fill(tail, head, "tail", tail) {
             Ok(fill) => {
-                for offset in 0..fill {
-                    ring.stamp(head.wrapping_add(offset)).store(tail, Ordering::Release);
+                let mut offset = 0;
+                while offset < fill {
+                    let position = head.wrapping_add(offset);
+                    ring.stamp(position).store(tail, Ordering::Release);
+                    offset += ring.to_block_end(position);
                 }
                 Ok(Self { ring, tail, cached_head: head, owner })
             }
@@ -168,8 +171,8 @@ impl<'a, T: Plain> Producer<'a, T> {
     }
 
     /// Pushes `value`: `Ok(true)` when written and published, `Ok(false)` (nothing written) when
-    /// the ring is full. Touches only the slot (value and stamp) and the producer's line, unless
-    /// the ring looks full by the cached head: then it loads the consumer's head once.
+    /// the ring is full. Touches only the slot's block (value and stamp) and the producer's line,
+    /// unless the ring looks full by the cached head: then it loads the consumer's head once.
     ///
     /// Fails with [`crate::Error::Corrupted`] if the consumer's head is out of range.
     #[inline]
@@ -266,10 +269,11 @@ impl<T: Plain> Drop for Producer<'_, T> {
 /// Free slots of the ring, written in place and published together: the zero-copy batch write of
 /// [`Producer::write_chunk`].
 ///
-/// The slots live in shared memory, and each holds a stamp beside its value, so the chunk hands
-/// out no `&mut [T]`: write with [`WriteChunk::set`] or [`WriteChunk::copy_from_slice`]. Nothing
-/// is published until [`WriteChunk::commit`], which stamps the chunk's first slot once for the
-/// whole chunk; dropping an uncommitted chunk publishes nothing.
+/// The slots live in shared memory, in blocks that start with a stamp, so the chunk hands out no
+/// `&mut [T]`: write with [`WriteChunk::set`], [`WriteChunk::fill_with`] or
+/// [`WriteChunk::copy_from_slice`]. Nothing is published until [`WriteChunk::commit`], which
+/// stamps the block of the chunk's first slot once for the whole chunk; dropping an uncommitted
+/// chunk publishes nothing.
 #[derive(Debug)]
 pub struct WriteChunk<'p, 'a, T: Plain> {
     producer: &'p mut Producer<'a, T>,

@@ -417,3 +417,233 @@ fn blocking_calls_wake_each_other_and_time_out() {
     });
     assert_eq!(consumer.wait_for_len(0, &SpinFutex::default(), short), Ok(0));
 }
+
+#[test]
+fn a_ring_that_ends_on_a_block_boundary_wraps_its_cursors() {
+    /// Chunks of 3 through a ring of 4 values of `N` bytes (`per` to a block), read back with
+    /// `pop` and with chunks in turn, so that the cursors cross the ring's end often.
+    fn check<const N: usize>(per: usize) {
+        assert_eq!(per_block::<[u8; N]>(), per);
+        let (_buffer, ptr, len) = ring::<[u8; N]>(4);
+        // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+        let mut producer = unsafe { Producer::<[u8; N]>::attach(ptr, len, ONE) }.expect("producer");
+        // SAFETY: as above.
+        let mut consumer = unsafe { Consumer::<[u8; N]>::attach(ptr, len, TWO) }.expect("consumer");
+        let (mut next_in, mut next_out) = (0_u8, 0_u8);
+        for round in 0..12 {
+            let mut chunk = producer.write_chunk(3).expect("chunk");
+            let first = next_in;
+            chunk.fill_with(|index| [first + index as u8; N]);
+            next_in += chunk.len() as u8;
+            chunk.commit_all();
+            if round % 2 == 0 {
+                while let Some(value) = consumer.pop().expect("pop") {
+                    assert_eq!(value, [next_out; N]);
+                    next_out += 1;
+                }
+            } else {
+                let chunk = consumer.read_chunk(4).expect("chunk");
+                for value in chunk.iter() {
+                    assert_eq!(value, [next_out; N]);
+                    next_out += 1;
+                }
+                chunk.commit_all();
+            }
+        }
+        assert_eq!(next_in, next_out);
+    }
+    check::<40>(1); // the ring ends where a block ends: 4 blocks of 1
+    check::<24>(2); // 2 blocks of 2
+}
+
+#[test]
+fn a_take_over_restamps_every_block_up_to_the_tail_not_only_the_heads() {
+    let (_buffer, ptr, len) = ring::<u64>(16);
+    // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+    let mut producer = unsafe { Producer::<u64>::attach(ptr, len, ONE) }.expect("producer");
+    // SAFETY: as above.
+    let mut consumer = unsafe { Consumer::<u64>::attach(ptr, len, TWO) }.expect("consumer");
+    let mut chunk = producer.write_chunk(8).expect("chunk");
+    chunk.fill_with(|index| index as u64);
+    chunk.commit_all();
+    // The consumer knows up to 8 (in block 1) but its head stays 0.
+    assert_eq!(consumer.read_chunk(8).map(|chunk| chunk.len()), Ok(8));
+    producer.write_chunk(2).expect("chunk").copy_from_slice(&[8, 9]);
+    shared(ptr).producer.tail.store(10, Ordering::Release); // dies before the stamp
+    core::mem::forget(producer);
+    // SAFETY: as above.
+    let _producer = unsafe { Producer::<u64>::take_over(ptr, len, ONE, TWO) }.expect("take over");
+    let values: Vec<_> = core::iter::from_fn(|| consumer.pop().expect("pop")).collect();
+    assert_eq!(values, (0..10).collect::<Vec<_>>());
+}
+
+/// A random mix of every call, checked against a `VecDeque`, with the producer dying at a random
+/// point of a run (before `tail`, between `tail` and the stamp, after the stamp) and a successor
+/// taking over, sometimes the consumer's role too; at the end `pop` alone must drain every value.
+mod model {
+    use std::collections::VecDeque;
+
+    use shmkit_testkit::Rng;
+
+    use super::*;
+
+    /// A value type of the model: a distinct `T` for every number.
+    trait Value: Plain + PartialEq + core::fmt::Debug {
+        fn of(number: u64) -> Self;
+    }
+
+    impl Value for u8 {
+        #[expect(clippy::cast_possible_truncation, reason = "numbers repeat every 256")]
+        fn of(number: u64) -> Self {
+            number as u8
+        }
+    }
+
+    impl Value for u64 {
+        fn of(number: u64) -> Self {
+            number
+        }
+    }
+
+    impl Value for u128 {
+        fn of(number: u64) -> Self {
+            u128::from(number) * 3
+        }
+    }
+
+    impl<const N: usize> Value for [u8; N] {
+        fn of(number: u64) -> Self {
+            let mut bytes = [0; N];
+            let le = number.to_le_bytes();
+            let count = N.min(8);
+            bytes[..count].copy_from_slice(&le[..count]);
+            bytes[N - 1] ^= le[0];
+            bytes
+        }
+    }
+
+    fn owner(id: u32) -> NonZeroU32 {
+        NonZeroU32::new(id).expect("non-zero")
+    }
+
+    /// 20,000 random steps on a ring of `capacity` values of `T`.
+    fn run<T: Value>(capacity: usize, seed: u64) {
+        let (_buffer, ptr, len) = ring::<T>(capacity);
+        let mut rng = Rng(seed | 1);
+        let mut producer_id = 1;
+        let consumer_id = owner(1000);
+        // SAFETY: the test buffer outlives every handle and is used only through the primitive.
+        let mut producer = unsafe { Producer::<T>::attach(ptr, len, owner(1)) }.expect("producer");
+        // SAFETY: as above.
+        let mut consumer =
+            unsafe { Consumer::<T>::attach(ptr, len, consumer_id) }.expect("consumer");
+        let mut queue = VecDeque::new();
+        let mut next = 0_u64;
+        for step in 0..20_000 {
+            match rng.below(9) {
+                0 => {
+                    let pushed = producer.push(T::of(next)).expect("push");
+                    assert_eq!(pushed, queue.len() < capacity, "step {step}");
+                    if pushed {
+                        queue.push_back(next);
+                        next += 1;
+                    }
+                }
+                1 => assert_eq!(consumer.pop(), Ok(queue.pop_front().map(T::of)), "step {step}"),
+                2 => {
+                    assert_eq!(
+                        consumer.peek(),
+                        Ok(queue.front().copied().map(T::of)),
+                        "step {step}"
+                    );
+                }
+                3 | 4 => {
+                    let max = rng.below(2 * capacity as u64 + 2) as usize;
+                    let mut chunk = producer.write_chunk(max).expect("chunk");
+                    assert_eq!(chunk.len(), max.min(capacity - queue.len()), "step {step}");
+                    let first = next;
+                    if rng.coin() {
+                        chunk.fill_with(|index| T::of(first + index as u64));
+                    } else {
+                        for index in 0..chunk.len() {
+                            chunk.set(index, T::of(first + index as u64));
+                        }
+                    }
+                    let count = rng.below(chunk.len() as u64 + 1);
+                    chunk.commit(count as usize);
+                    queue.extend(first..first + count);
+                    next += count;
+                }
+                5 | 6 => {
+                    let max = rng.below(2 * capacity as u64 + 2) as usize;
+                    let chunk = consumer.read_chunk(max).expect("chunk");
+                    assert_eq!(chunk.len(), max.min(queue.len()), "step {step}");
+                    for (index, value) in chunk.iter().enumerate() {
+                        assert_eq!(value, T::of(queue[index]), "step {step}");
+                        assert_eq!(chunk.get(index), value, "step {step}");
+                    }
+                    let count = rng.below(chunk.len() as u64 + 1) as usize;
+                    chunk.commit(count);
+                    queue.drain(..count);
+                }
+                7 => {
+                    assert_eq!(consumer.len(), Ok(queue.len()), "step {step}");
+                    assert_eq!(producer.len(), Ok(queue.len()), "step {step}");
+                }
+                _ => {
+                    // The producer dies in the middle of a run; a successor takes over.
+                    let max = 1 + rng.below(capacity as u64) as usize;
+                    let mut chunk = producer.write_chunk(max).expect("chunk");
+                    let count = chunk.len() as u64;
+                    let first = next;
+                    chunk.fill_with(|index| T::of(first + index as u64));
+                    let tail = shared(ptr).producer.tail.load(Ordering::Relaxed);
+                    match rng.below(3) {
+                        // Before the `tail` store: the run is lost.
+                        0 => {}
+                        // Between `tail` and the stamp: published, seen after the take-over.
+                        1 => shared(ptr).producer.tail.store(tail + count, Ordering::Release),
+                        // After the stamp: an ordinary commit.
+                        _ => chunk.commit_all(),
+                    }
+                    if shared(ptr).producer.tail.load(Ordering::Relaxed) != tail {
+                        queue.extend(first..first + count);
+                        next += count;
+                    }
+                    core::mem::forget(producer);
+                    let dead = owner(producer_id);
+                    producer_id += 1;
+                    // SAFETY: as above.
+                    producer =
+                        unsafe { Producer::<T>::take_over(ptr, len, dead, owner(producer_id)) }
+                            .expect("take over");
+                    if rng.below(4) == 0 {
+                        core::mem::forget(consumer);
+                        // SAFETY: as above.
+                        consumer =
+                            unsafe { Consumer::<T>::take_over(ptr, len, consumer_id, consumer_id) }
+                                .expect("consumer take over");
+                    }
+                }
+            }
+        }
+        // Every value comes out through `pop` alone (no `len` to refresh the known end).
+        while let Some(value) = consumer.pop().expect("pop") {
+            assert_eq!(Some(value), queue.pop_front().map(T::of));
+        }
+        assert!(queue.is_empty(), "{} values never seen by pop", queue.len());
+    }
+
+    #[test]
+    fn every_call_against_a_model_with_take_overs() {
+        for (index, capacity) in [1, 2, 4, 8, 16, 128].into_iter().enumerate() {
+            let seed = 0x5eed + index as u64;
+            run::<u8>(capacity, seed); // 56 to a block
+            run::<u64>(capacity, seed); // 7
+            run::<u128>(capacity, seed); // 3
+            run::<[u8; 40]>(capacity, seed); // 1
+            run::<[u8; 64]>(capacity, seed); // large: a stamp line, then 7
+            run::<[u8; 100]>(capacity, seed); // large, padded
+        }
+    }
+}
