@@ -91,3 +91,88 @@ pub(crate) fn claim_or_take_over_dead(word: &AtomicU32, name: RoleName) -> Resul
         }
     }
 }
+
+/// How a role handle's constructor gets the role: the one thing its four constructors differ in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Claim {
+    /// [`claim`] it for this owner.
+    Owner(NonZeroU32),
+    /// [`take_over`] from `dead` for `new`.
+    TakeOver { dead: NonZeroU32, new: NonZeroU32 },
+    /// [`claim_or_take_over_dead`] for this process.
+    #[cfg(feature = "std")]
+    IfDead,
+}
+
+impl Claim {
+    /// Gets the role in `word` as this says; returns the owner id it is now held for.
+    pub(crate) fn apply(self, word: &AtomicU32, name: RoleName) -> Result<NonZeroU32> {
+        match self {
+            Self::Owner(owner) => claim(word, owner, name).map(|()| owner),
+            Self::TakeOver { dead, new } => take_over(word, dead, new, name).map(|()| new),
+            #[cfg(feature = "std")]
+            Self::IfDead => claim_or_take_over_dead(word, name).map(|()| current_process()),
+        }
+    }
+}
+
+/// Generates a role handle's public constructors (`attach`, `take_over`, and with `std`
+/// `attach_current_process` and `take_over_if_dead`) around the handle's own
+/// `unsafe fn open_as(ptr: NonNull<u8>, len: usize, claim: role::Claim) -> Result<Self>`, whose
+/// contract is `attach`'s. Each constructor takes its doc comment; `take_over` also the names of
+/// its two owner parameters (dead, then new).
+macro_rules! constructors {
+    (
+        $(#[$attach:meta])*
+        attach;
+        $(#[$take_over:meta])*
+        take_over($dead:ident, $new:ident);
+        $(#[$current:meta])*
+        attach_current_process;
+        $(#[$if_dead:meta])*
+        take_over_if_dead;
+    ) => {
+        $(#[$attach])*
+        pub unsafe fn attach(
+            ptr: ::core::ptr::NonNull<u8>,
+            len: usize,
+            owner: ::core::num::NonZeroU32,
+        ) -> $crate::error::Result<Self> {
+            // SAFETY: forwarded from the caller.
+            unsafe { Self::open_as(ptr, len, $crate::role::Claim::Owner(owner)) }
+        }
+
+        $(#[$take_over])*
+        pub unsafe fn take_over(
+            ptr: ::core::ptr::NonNull<u8>,
+            len: usize,
+            $dead: ::core::num::NonZeroU32,
+            $new: ::core::num::NonZeroU32,
+        ) -> $crate::error::Result<Self> {
+            let claim = $crate::role::Claim::TakeOver { dead: $dead, new: $new };
+            // SAFETY: forwarded from the caller.
+            unsafe { Self::open_as(ptr, len, claim) }
+        }
+
+        $(#[$current])*
+        #[cfg(feature = "std")]
+        pub unsafe fn attach_current_process(
+            ptr: ::core::ptr::NonNull<u8>,
+            len: usize,
+        ) -> $crate::error::Result<Self> {
+            // SAFETY: forwarded from the caller.
+            unsafe { Self::attach(ptr, len, $crate::role::current_process()) }
+        }
+
+        $(#[$if_dead])*
+        #[cfg(feature = "std")]
+        pub unsafe fn take_over_if_dead(
+            ptr: ::core::ptr::NonNull<u8>,
+            len: usize,
+        ) -> $crate::error::Result<Self> {
+            // SAFETY: forwarded from the caller.
+            unsafe { Self::open_as(ptr, len, $crate::role::Claim::IfDead) }
+        }
+    };
+}
+pub(crate) use constructors;

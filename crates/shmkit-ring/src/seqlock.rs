@@ -333,67 +333,53 @@ pub struct Writer<'a, T: Plain> {
 unsafe impl<T: Plain> Send for Writer<'_, T> {}
 
 impl<'a, T: Plain> Writer<'a, T> {
-    /// Attaches as the writer, claiming the role for `owner` (a process id in practice).
-    ///
-    /// Fails with [`Error::RoleTaken`] if another writer holds it, [`Error::NotPublished`],
-    /// [`Error::Corrupted`] or [`Error::Placement`] as the ring's attach.
+    role::constructors! {
+        /// Attaches as the writer, claiming the role for `owner` (a process id in practice).
+        ///
+        /// Fails with [`Error::RoleTaken`] if another writer holds it, [`Error::NotPublished`],
+        /// [`Error::Corrupted`] or [`Error::Placement`] as the ring's attach.
+        ///
+        /// # Safety
+        ///
+        /// - `ptr` is valid for reads and writes of `len` bytes for `'a`;
+        /// - those bytes are accessed by anyone else only through this crate's primitives or
+        ///   atomically.
+        attach;
+        /// Takes over the writer role from `dead_owner`, for `new_owner`. If the dead writer stopped
+        /// in the middle of a write, readers wait until this handle's first write.
+        ///
+        /// Fails with [`Error::TakeOver`] if the role is not held by `dead_owner`.
+        ///
+        /// # Safety
+        ///
+        /// As [`Writer::attach`].
+        take_over(dead_owner, new_owner);
+        /// Attaches with this process's id as the owner (`std` feature).
+        ///
+        /// # Safety
+        ///
+        /// As [`Writer::attach`].
+        attach_current_process;
+        /// Attaches with this process's id as the owner, taking the role over if the process recorded
+        /// as its holder is gone (`std` feature); see
+        /// [`crate::spsc::Producer::take_over_if_dead`] for the limits of that test (pid reuse).
+        ///
+        /// # Safety
+        ///
+        /// As [`Writer::attach`].
+        take_over_if_dead;
+    }
+
+    /// Opens the seqlock and gets the role as `claim` says: the body of the constructors.
     ///
     /// # Safety
     ///
-    /// - `ptr` is valid for reads and writes of `len` bytes for `'a`;
-    /// - those bytes are accessed by anyone else only through this crate's primitives or
-    ///   atomically.
-    pub unsafe fn attach(ptr: NonNull<u8>, len: usize, owner: NonZeroU32) -> Result<Self> {
+    /// As [`Writer::attach`].
+    unsafe fn open_as(ptr: NonNull<u8>, len: usize, claim: role::Claim) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let (shared, words) = unsafe { open::<T>(ptr, len) }?;
-        role::claim(&shared.writer.owner, owner, WRITER)?;
+        let owner = claim.apply(&shared.writer.owner, WRITER)?;
         Ok(Self::resume(shared, words, owner))
-    }
-
-    /// Takes over the writer role from `dead_owner`, for `new_owner`. If the dead writer stopped
-    /// in the middle of a write, readers wait until this handle's first write.
-    ///
-    /// Fails with [`Error::TakeOver`] if the role is not held by `dead_owner`.
-    ///
-    /// # Safety
-    ///
-    /// As [`Writer::attach`].
-    pub unsafe fn take_over(
-        ptr: NonNull<u8>,
-        len: usize,
-        dead_owner: NonZeroU32,
-        new_owner: NonZeroU32,
-    ) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let (shared, words) = unsafe { open::<T>(ptr, len) }?;
-        role::take_over(&shared.writer.owner, dead_owner, new_owner, WRITER)?;
-        Ok(Self::resume(shared, words, new_owner))
-    }
-
-    /// Attaches with this process's id as the owner (`std` feature).
-    ///
-    /// # Safety
-    ///
-    /// As [`Writer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn attach_current_process(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        unsafe { Self::attach(ptr, len, role::current_process()) }
-    }
-
-    /// Attaches with this process's id as the owner, taking the role over if the process recorded
-    /// as its holder is gone (`std` feature); see
-    /// [`crate::spsc::Producer::take_over_if_dead`] for the limits of that test (pid reuse).
-    ///
-    /// # Safety
-    ///
-    /// As [`Writer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn take_over_if_dead(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let (shared, words) = unsafe { open::<T>(ptr, len) }?;
-        role::claim_or_take_over_dead(&shared.writer.owner, WRITER)?;
-        Ok(Self::resume(shared, words, role::current_process()))
     }
 
     fn resume(shared: &'a Shared, words: &'a [AtomicU64], owner: NonZeroU32) -> Self {

@@ -33,72 +33,58 @@ pub struct BroadcastProducer<'a, T> {
 unsafe impl<T: Plain + Send> Send for BroadcastProducer<'_, T> {}
 
 impl<'a, T: Plain> BroadcastProducer<'a, T> {
-    /// Attaches to the broadcast ring at `ptr` as its producer, recording `owner` (a process id,
-    /// in practice) in the ring's producer owner word. Publishing continues from the ring's
-    /// position.
-    ///
-    /// Fails with [`crate::Error::NotPublished`] before the ring is published,
-    /// [`crate::Error::Corrupted`] if the header (for this `T`) or the position is wrong,
-    /// [`crate::Error::RoleTaken`] if another producer is attached.
-    ///
-    /// # Safety
-    ///
-    /// - `ptr..ptr + len` is valid for reads and writes for `'a` (stays mapped while the handle
-    ///   lives), and `len` comes from the OS (the size of the mapping), not from the ring.
-    /// - The bytes are accessed only through this ring's handles (or as atomics), in any process.
-    pub unsafe fn attach(ptr: NonNull<u8>, len: usize, owner: NonZeroU32) -> Result<Self> {
-        // SAFETY: the caller's contract is `Ring::open`'s.
-        let ring = unsafe { Ring::open(ptr, len) }?;
-        role::claim(&ring.control.producer.owner, owner, PRODUCER)?;
-        Self::with_role(ring, owner)
+    role::constructors! {
+        /// Attaches to the broadcast ring at `ptr` as its producer, recording `owner` (a process id,
+        /// in practice) in the ring's producer owner word. Publishing continues from the ring's
+        /// position.
+        ///
+        /// Fails with [`crate::Error::NotPublished`] before the ring is published,
+        /// [`crate::Error::Corrupted`] if the header (for this `T`) or the position is wrong,
+        /// [`crate::Error::RoleTaken`] if another producer is attached.
+        ///
+        /// # Safety
+        ///
+        /// - `ptr..ptr + len` is valid for reads and writes for `'a` (stays mapped while the handle
+        ///   lives), and `len` comes from the OS (the size of the mapping), not from the ring.
+        /// - The bytes are accessed only through this ring's handles (or as atomics), in any process.
+        attach;
+        /// Takes over the producer role from `dead` (a holder that died without detaching), then
+        /// attaches as [`BroadcastProducer::attach`] does. Fails with [`crate::Error::TakeOver`] if
+        /// the role is not held by `dead`. The message the dead producer was writing, if any, is
+        /// written again with this producer's next message.
+        ///
+        /// # Safety
+        ///
+        /// As for [`BroadcastProducer::attach`]; and `dead` really is gone, or at least no longer
+        /// publishes.
+        take_over(dead, owner);
+        /// Attaches with this process's id as the owner (`std` feature).
+        ///
+        /// # Safety
+        ///
+        /// As [`BroadcastProducer::attach`].
+        attach_current_process;
+        /// Attaches with this process's id as the owner, taking the role over if the process
+        /// recorded as its holder is gone (`std` feature; `kill(pid, 0)` fails with `ESRCH`). A
+        /// reused pid makes a dead holder look alive: then this fails with
+        /// [`crate::Error::RoleTaken`], the safe mistake.
+        ///
+        /// # Safety
+        ///
+        /// As [`BroadcastProducer::attach`].
+        take_over_if_dead;
     }
 
-    /// Takes over the producer role from `dead` (a holder that died without detaching), then
-    /// attaches as [`BroadcastProducer::attach`] does. Fails with [`crate::Error::TakeOver`] if
-    /// the role is not held by `dead`. The message the dead producer was writing, if any, is
-    /// written again with this producer's next message.
-    ///
-    /// # Safety
-    ///
-    /// As for [`BroadcastProducer::attach`]; and `dead` really is gone, or at least no longer
-    /// publishes.
-    pub unsafe fn take_over(
-        ptr: NonNull<u8>,
-        len: usize,
-        dead: NonZeroU32,
-        owner: NonZeroU32,
-    ) -> Result<Self> {
-        // SAFETY: the caller's contract is `Ring::open`'s.
-        let ring = unsafe { Ring::open(ptr, len) }?;
-        role::take_over(&ring.control.producer.owner, dead, owner, PRODUCER)?;
-        Self::with_role(ring, owner)
-    }
-
-    /// Attaches with this process's id as the owner (`std` feature).
+    /// Opens the ring and gets the role as `claim` says: the body of the constructors.
     ///
     /// # Safety
     ///
     /// As [`BroadcastProducer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn attach_current_process(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        unsafe { Self::attach(ptr, len, role::current_process()) }
-    }
-
-    /// Attaches with this process's id as the owner, taking the role over if the process
-    /// recorded as its holder is gone (`std` feature; `kill(pid, 0)` fails with `ESRCH`). A
-    /// reused pid makes a dead holder look alive: then this fails with
-    /// [`crate::Error::RoleTaken`], the safe mistake.
-    ///
-    /// # Safety
-    ///
-    /// As [`BroadcastProducer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn take_over_if_dead(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
+    unsafe fn open_as(ptr: NonNull<u8>, len: usize, claim: role::Claim) -> Result<Self> {
+        // SAFETY: the caller's contract is `Ring::open`'s.
         let ring = unsafe { Ring::open(ptr, len) }?;
-        role::claim_or_take_over_dead(&ring.control.producer.owner, PRODUCER)?;
-        Self::with_role(ring, role::current_process())
+        let owner = claim.apply(&ring.control.producer.owner, PRODUCER)?;
+        Self::with_role(ring, owner)
     }
 
     /// Builds the handle once the role is held: reads and checks the position.

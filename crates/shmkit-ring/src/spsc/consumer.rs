@@ -48,69 +48,55 @@ pub struct Consumer<'a, T: Plain> {
 unsafe impl<T: Plain> Send for Consumer<'_, T> {}
 
 impl<'a, T: Plain> Consumer<'a, T> {
-    /// Attaches as the consumer of the ring in the `len` bytes at `ptr`, claiming the role for
-    /// `owner` (a process id in practice).
-    ///
-    /// Fails as [`super::Producer::attach`] does.
+    role::constructors! {
+        /// Attaches as the consumer of the ring in the `len` bytes at `ptr`, claiming the role for
+        /// `owner` (a process id in practice).
+        ///
+        /// Fails as [`super::Producer::attach`] does.
+        ///
+        /// # Safety
+        ///
+        /// - `ptr` is valid for reads and writes of `len` bytes for `'a` (a mapping that outlives the
+        ///   handle);
+        /// - those bytes are accessed by anyone else only through this crate's primitives or
+        ///   atomically (the peer may be wrong or hostile: that cannot make this handle unsound).
+        attach;
+        /// Takes over the consumer role from `dead_owner`, for `new_owner`; the new handle resumes at
+        /// the last published head (a value the dead consumer read but did not publish as read is
+        /// read again).
+        ///
+        /// Fails as [`super::Producer::take_over`] does.
+        ///
+        /// # Safety
+        ///
+        /// As [`Consumer::attach`].
+        take_over(dead_owner, new_owner);
+        /// Attaches with this process's id as the owner (`std` feature).
+        ///
+        /// # Safety
+        ///
+        /// As [`Consumer::attach`].
+        attach_current_process;
+        /// Attaches with this process's id as the owner, taking the role over if the process
+        /// recorded as its holder is gone (`std` feature); see
+        /// [`super::Producer::take_over_if_dead`] for what "gone" can and cannot tell.
+        ///
+        /// # Safety
+        ///
+        /// As [`Consumer::attach`].
+        take_over_if_dead;
+    }
+
+    /// Opens the ring and gets the role as `claim` says: the body of the constructors.
     ///
     /// # Safety
     ///
-    /// - `ptr` is valid for reads and writes of `len` bytes for `'a` (a mapping that outlives the
-    ///   handle);
-    /// - those bytes are accessed by anyone else only through this crate's primitives or
-    ///   atomically (the peer may be wrong or hostile: that cannot make this handle unsound).
-    pub unsafe fn attach(ptr: NonNull<u8>, len: usize, owner: NonZeroU32) -> Result<Self> {
+    /// As [`Consumer::attach`].
+    unsafe fn open_as(ptr: NonNull<u8>, len: usize, claim: role::Claim) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let ring = unsafe { Ring::open(ptr, len) }?;
-        role::claim(&ring.shared.consumer.owner, owner, CONSUMER)?;
+        let owner = claim.apply(&ring.shared.consumer.owner, CONSUMER)?;
         Self::resume(ring, owner)
-    }
-
-    /// Takes over the consumer role from `dead_owner`, for `new_owner`; the new handle resumes at
-    /// the last published head (a value the dead consumer read but did not publish as read is
-    /// read again).
-    ///
-    /// Fails as [`super::Producer::take_over`] does.
-    ///
-    /// # Safety
-    ///
-    /// As [`Consumer::attach`].
-    pub unsafe fn take_over(
-        ptr: NonNull<u8>,
-        len: usize,
-        dead_owner: NonZeroU32,
-        new_owner: NonZeroU32,
-    ) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let ring = unsafe { Ring::open(ptr, len) }?;
-        role::take_over(&ring.shared.consumer.owner, dead_owner, new_owner, CONSUMER)?;
-        Self::resume(ring, new_owner)
-    }
-
-    /// Attaches with this process's id as the owner (`std` feature).
-    ///
-    /// # Safety
-    ///
-    /// As [`Consumer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn attach_current_process(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        unsafe { Self::attach(ptr, len, role::current_process()) }
-    }
-
-    /// Attaches with this process's id as the owner, taking the role over if the process
-    /// recorded as its holder is gone (`std` feature); see
-    /// [`super::Producer::take_over_if_dead`] for what "gone" can and cannot tell.
-    ///
-    /// # Safety
-    ///
-    /// As [`Consumer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn take_over_if_dead(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let ring = unsafe { Ring::open(ptr, len) }?;
-        role::claim_or_take_over_dead(&ring.shared.consumer.owner, CONSUMER)?;
-        Self::resume(ring, role::current_process())
     }
 
     /// Reads the published positions for a freshly claimed role; releases it if they are bad.

@@ -45,77 +45,63 @@ pub struct Producer<'a, T: Plain> {
 unsafe impl<T: Plain> Send for Producer<'_, T> {}
 
 impl<'a, T: Plain> Producer<'a, T> {
-    /// Attaches as the producer of the ring in the `len` bytes at `ptr`, claiming the role for
-    /// `owner` (a process id in practice).
-    ///
-    /// Fails with [`crate::Error::RoleTaken`] if another producer holds the role,
-    /// [`crate::Error::NotPublished`] before the creator's `init` finished, and
-    /// [`crate::Error::Corrupted`] or [`crate::Error::Placement`] if the bytes hold no valid ring
-    /// of `T`.
+    role::constructors! {
+        /// Attaches as the producer of the ring in the `len` bytes at `ptr`, claiming the role for
+        /// `owner` (a process id in practice).
+        ///
+        /// Fails with [`crate::Error::RoleTaken`] if another producer holds the role,
+        /// [`crate::Error::NotPublished`] before the creator's `init` finished, and
+        /// [`crate::Error::Corrupted`] or [`crate::Error::Placement`] if the bytes hold no valid ring
+        /// of `T`.
+        ///
+        /// # Safety
+        ///
+        /// - `ptr` is valid for reads and writes of `len` bytes for `'a` (a mapping that outlives the
+        ///   handle);
+        /// - those bytes are accessed by anyone else only through this crate's primitives or
+        ///   atomically (the peer may be wrong or hostile: that cannot make this handle unsound).
+        attach;
+        /// Takes over the producer role from `dead_owner` (a holder that died without detaching),
+        /// for `new_owner`; the new handle resumes at the last published tail.
+        ///
+        /// Fails with [`crate::Error::TakeOver`] if the role is not held by `dead_owner` (released,
+        /// or already taken over). Taking over a holder that is alive after all leaves two producers,
+        /// which makes the values wrong (never this process unsound): be sure it is dead.
+        ///
+        /// # Safety
+        ///
+        /// As [`Producer::attach`].
+        take_over(dead_owner, new_owner);
+        /// Attaches with this process's id as the owner (`std` feature).
+        ///
+        /// # Safety
+        ///
+        /// As [`Producer::attach`].
+        attach_current_process;
+        /// Attaches with this process's id as the owner, taking the role over if the process
+        /// recorded as its holder is gone (`std` feature).
+        ///
+        /// "Gone" is `kill(pid, 0)` failing with `ESRCH`. Process ids are reused: if the holder died
+        /// and the kernel gave its pid to a new process, the holder looks alive and this returns
+        /// [`crate::Error::RoleTaken`] (the safe mistake); an owner id that is not a pid of this pid
+        /// namespace is judged by whatever process has that number here.
+        ///
+        /// # Safety
+        ///
+        /// As [`Producer::attach`].
+        take_over_if_dead;
+    }
+
+    /// Opens the ring and gets the role as `claim` says: the body of the constructors.
     ///
     /// # Safety
     ///
-    /// - `ptr` is valid for reads and writes of `len` bytes for `'a` (a mapping that outlives the
-    ///   handle);
-    /// - those bytes are accessed by anyone else only through this crate's primitives or
-    ///   atomically (the peer may be wrong or hostile: that cannot make this handle unsound).
-    pub unsafe fn attach(ptr: NonNull<u8>, len: usize, owner: NonZeroU32) -> Result<Self> {
+    /// As [`Producer::attach`].
+    unsafe fn open_as(ptr: NonNull<u8>, len: usize, claim: role::Claim) -> Result<Self> {
         // SAFETY: forwarded from the caller.
         let ring = unsafe { Ring::open(ptr, len) }?;
-        role::claim(&ring.shared.producer.owner, owner, PRODUCER)?;
+        let owner = claim.apply(&ring.shared.producer.owner, PRODUCER)?;
         Self::resume(ring, owner)
-    }
-
-    /// Takes over the producer role from `dead_owner` (a holder that died without detaching),
-    /// for `new_owner`; the new handle resumes at the last published tail.
-    ///
-    /// Fails with [`crate::Error::TakeOver`] if the role is not held by `dead_owner` (released,
-    /// or already taken over). Taking over a holder that is alive after all leaves two producers,
-    /// which makes the values wrong (never this process unsound): be sure it is dead.
-    ///
-    /// # Safety
-    ///
-    /// As [`Producer::attach`].
-    pub unsafe fn take_over(
-        ptr: NonNull<u8>,
-        len: usize,
-        dead_owner: NonZeroU32,
-        new_owner: NonZeroU32,
-    ) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let ring = unsafe { Ring::open(ptr, len) }?;
-        role::take_over(&ring.shared.producer.owner, dead_owner, new_owner, PRODUCER)?;
-        Self::resume(ring, new_owner)
-    }
-
-    /// Attaches with this process's id as the owner (`std` feature).
-    ///
-    /// # Safety
-    ///
-    /// As [`Producer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn attach_current_process(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        unsafe { Self::attach(ptr, len, role::current_process()) }
-    }
-
-    /// Attaches with this process's id as the owner, taking the role over if the process
-    /// recorded as its holder is gone (`std` feature).
-    ///
-    /// "Gone" is `kill(pid, 0)` failing with `ESRCH`. Process ids are reused: if the holder died
-    /// and the kernel gave its pid to a new process, the holder looks alive and this returns
-    /// [`crate::Error::RoleTaken`] (the safe mistake); an owner id that is not a pid of this pid
-    /// namespace is judged by whatever process has that number here.
-    ///
-    /// # Safety
-    ///
-    /// As [`Producer::attach`].
-    #[cfg(feature = "std")]
-    pub unsafe fn take_over_if_dead(ptr: NonNull<u8>, len: usize) -> Result<Self> {
-        // SAFETY: forwarded from the caller.
-        let ring = unsafe { Ring::open(ptr, len) }?;
-        role::claim_or_take_over_dead(&ring.shared.producer.owner, PRODUCER)?;
-        Self::resume(ring, role::current_process())
     }
 
     /// Reads the published positions for a freshly claimed role; releases it if they are bad.
