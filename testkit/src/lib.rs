@@ -366,3 +366,39 @@ impl Rng {
         self.next() & 1 == 1
     }
 }
+
+/// A zero-filled, 128-byte aligned heap buffer standing in for a shared mapping, for tests of
+/// primitives placed in caller-given bytes.
+#[derive(Debug)]
+pub struct HeapBuffer(Vec<HeapBlock>);
+
+/// One 128-byte aligned block of a [`HeapBuffer`].
+#[repr(C, align(128))]
+#[derive(Clone, Copy, Debug)]
+pub struct HeapBlock([u8; 128]);
+
+impl HeapBuffer {
+    /// At least `len` bytes, rounded up to whole blocks.
+    pub fn new(len: usize) -> Self {
+        Self(vec![HeapBlock([0; 128]); len.div_ceil(128)])
+    }
+
+    /// The start and length of the bytes.
+    pub fn range(&mut self) -> (NonNull<u8>, usize) {
+        let ptr = NonNull::new(self.0.as_mut_ptr().cast::<u8>()).expect("a vector is never null");
+        (ptr, self.0.len() * 128)
+    }
+
+    /// The 8-byte word at `offset`, to write as a peer would (the primitive must access those
+    /// bytes only atomically, or through raw copies, never through references).
+    ///
+    /// # Panics
+    ///
+    /// If the word is not inside the buffer or not 8-aligned.
+    pub fn word(&mut self, offset: usize) -> &AtomicU64 {
+        let (ptr, len) = self.range();
+        assert!(offset + 8 <= len && offset.is_multiple_of(8), "word at {offset} of {len}");
+        // SAFETY: inside the buffer and 8-aligned (checked), borrowed from it.
+        unsafe { ptr.add(offset).cast::<AtomicU64>().as_ref() }
+    }
+}

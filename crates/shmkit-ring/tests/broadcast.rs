@@ -10,7 +10,7 @@
 
 use std::num::NonZeroU32;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shmkit_name::Name;
@@ -21,7 +21,8 @@ use shmkit_ring::broadcast::{
 };
 use shmkit_sync::SpinFutex;
 use shmkit_testkit::{
-    ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name, wait_for_parent,
+    ChildProcess, HeapBuffer, RegionGuard, child_env, child_role, tell_parent, unique_name,
+    wait_for_parent,
 };
 
 const ONE: NonZeroU32 = NonZeroU32::MIN;
@@ -44,35 +45,10 @@ fn check(n: u64, received: Message) {
     assert_eq!(received, message(n), "message {n} torn or out of order");
 }
 
-/// A 128-byte aligned heap buffer standing in for a shared mapping.
-struct Buffer(Vec<Block>);
-
-#[repr(C, align(128))]
-#[derive(Clone, Copy)]
-struct Block([u8; 128]);
-
-impl Buffer {
-    fn new(len: usize) -> Self {
-        Self(vec![Block([0; 128]); len.div_ceil(128)])
-    }
-
-    fn range(&mut self) -> (NonNull<u8>, usize) {
-        let ptr = NonNull::new(self.0.as_mut_ptr().cast::<u8>()).expect("a vector is never null");
-        (ptr, self.0.len() * 128)
-    }
-
-    /// The 8-byte word at `offset`, as a peer would write it.
-    fn word(&mut self, offset: usize) -> &AtomicU64 {
-        let (ptr, len) = self.range();
-        assert!(offset + 8 <= len && offset.is_multiple_of(8));
-        // SAFETY: inside the buffer, aligned; the ring accesses these bytes only atomically.
-        unsafe { ptr.add(offset).cast::<AtomicU64>().as_ref() }
-    }
-}
-
 /// A buffer holding a fresh ring and its producer.
-fn ring(capacity: usize, flow: Flow) -> (Buffer, BroadcastProducer<'static, Message>) {
-    let mut buffer = Buffer::new(Broadcast::<Message>::bytes_for(capacity, flow).expect("layout"));
+fn ring(capacity: usize, flow: Flow) -> (HeapBuffer, BroadcastProducer<'static, Message>) {
+    let mut buffer =
+        HeapBuffer::new(Broadcast::<Message>::bytes_for(capacity, flow).expect("layout"));
     let (ptr, len) = buffer.range();
     // SAFETY: every test drops its handles before its buffer; the buffer is used only through
     // the ring.
@@ -82,13 +58,13 @@ fn ring(capacity: usize, flow: Flow) -> (Buffer, BroadcastProducer<'static, Mess
     }
 }
 
-fn lossy(buffer: &mut Buffer, start: Start) -> BroadcastConsumer<'static, Message> {
+fn lossy(buffer: &mut HeapBuffer, start: Start) -> BroadcastConsumer<'static, Message> {
     let (ptr, len) = buffer.range();
     // SAFETY: as in `ring`.
     unsafe { BroadcastConsumer::attach(ptr, len, start) }.expect("consumer")
 }
 
-fn credit(buffer: &mut Buffer, owner: NonZeroU32) -> BroadcastConsumer<'static, Message> {
+fn credit(buffer: &mut HeapBuffer, owner: NonZeroU32) -> BroadcastConsumer<'static, Message> {
     let (ptr, len) = buffer.range();
     // SAFETY: as in `ring`.
     unsafe { BroadcastConsumer::attach_credit(ptr, len, owner) }.expect("credit consumer")
@@ -248,7 +224,7 @@ fn roles_placement_and_header_are_checked() {
         ));
         // Zero bytes (no creator yet). Not bytes inside the ring: its slots hold messages, which
         // may read as any header state.
-        let mut zeroes = Buffer::new(len);
+        let mut zeroes = HeapBuffer::new(len);
         let (zero_ptr, zero_len) = zeroes.range();
         assert!(matches!(
             BroadcastConsumer::<Message>::attach(zero_ptr, zero_len, Start::Newest),

@@ -10,7 +10,7 @@
 
 use std::num::NonZeroU32;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use shmkit_name::Name;
@@ -18,7 +18,9 @@ use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 use shmkit_ring::Error;
 use shmkit_ring::bytes::{ByteConsumer, ByteProducer, ByteRing};
 use shmkit_sync::SpinFutex;
-use shmkit_testkit::{ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name};
+use shmkit_testkit::{
+    ChildProcess, HeapBuffer, RegionGuard, child_env, child_role, tell_parent, unique_name,
+};
 
 const ONE: NonZeroU32 = NonZeroU32::MIN;
 const TWO: NonZeroU32 = NonZeroU32::new(2).expect("non-zero");
@@ -31,49 +33,22 @@ const TAIL: usize = 128;
 const HEAD: usize = 256;
 const DATA: usize = 512;
 
-/// A 128-byte aligned heap buffer standing in for a shared mapping.
-struct Buffer(Vec<Block>);
-
-#[repr(C, align(128))]
-#[derive(Clone, Copy)]
-struct Block([u8; 128]);
-
-impl Buffer {
-    fn new(len: usize) -> Self {
-        Self(vec![Block([0; 128]); len.div_ceil(128)])
-    }
-
-    fn range(&mut self) -> (NonNull<u8>, usize) {
-        let ptr = NonNull::new(self.0.as_mut_ptr().cast::<u8>()).expect("a vector is never null");
-        (ptr, self.0.len() * 128)
-    }
-
-    /// The 8-byte word at `offset`, as a peer would write it.
-    fn word(&mut self, offset: usize) -> &AtomicU64 {
-        let (ptr, len) = self.range();
-        assert!(offset + 8 <= len && offset.is_multiple_of(8));
-        // SAFETY: inside the buffer, aligned; the ring accesses these bytes only atomically or
-        // through raw copies, never through references.
-        unsafe { ptr.add(offset).cast::<AtomicU64>().as_ref() }
-    }
-}
-
 /// A buffer holding a fresh ring of `capacity` bytes.
-fn ring(capacity: usize) -> Buffer {
-    let mut buffer = Buffer::new(ByteRing::bytes_for(capacity).expect("layout"));
+fn ring(capacity: usize) -> HeapBuffer {
+    let mut buffer = HeapBuffer::new(ByteRing::bytes_for(capacity).expect("layout"));
     let (ptr, len) = buffer.range();
     // SAFETY: the buffer outlives every handle of each test and is used only through the ring.
     unsafe { ByteRing::init(ptr, len, capacity) }.expect("init");
     buffer
 }
 
-fn producer_of(buffer: &mut Buffer) -> ByteProducer<'static> {
+fn producer_of(buffer: &mut HeapBuffer) -> ByteProducer<'static> {
     let (ptr, len) = buffer.range();
     // SAFETY: every test drops its handles before its buffer.
     unsafe { ByteProducer::attach(ptr, len, ONE) }.expect("producer")
 }
 
-fn consumer_of(buffer: &mut Buffer) -> ByteConsumer<'static> {
+fn consumer_of(buffer: &mut HeapBuffer) -> ByteConsumer<'static> {
     let (ptr, len) = buffer.range();
     // SAFETY: as in `producer`.
     unsafe { ByteConsumer::attach(ptr, len, TWO) }.expect("consumer")
@@ -303,7 +278,7 @@ fn roles_are_single_and_can_be_taken_over() {
 #[test]
 fn placement_and_header_are_checked() {
     assert!(matches!(ByteRing::bytes_for(1000), Err(Error::InvalidInput { .. })));
-    let mut buffer = Buffer::new(ByteRing::bytes_for(256).expect("layout") + 128);
+    let mut buffer = HeapBuffer::new(ByteRing::bytes_for(256).expect("layout") + 128);
     let (ptr, len) = buffer.range();
     // SAFETY: the buffer outlives every handle here.
     unsafe {

@@ -14,7 +14,8 @@ use shmkit_os::{Access, MapOptions, Mapping, Region, RegionOptions};
 use shmkit_ring::Error;
 use shmkit_ring::seqlock::{Reader, SeqLock, Writer};
 use shmkit_testkit::{
-    ChildProcess, RegionGuard, child_env, child_role, tell_parent, unique_name, wait_for_parent,
+    ChildProcess, HeapBuffer, RegionGuard, child_env, child_role, tell_parent, unique_name,
+    wait_for_parent,
 };
 
 /// Eight equal words: 64 bytes, so a write spans many stores and a torn read is likely if the
@@ -136,16 +137,11 @@ fn no_torn_value_across_processes() {
     println!("{READS} reads saw {changes} of {wrote} writes");
 }
 
-fn buffer(len: usize) -> (Vec<Block>, NonNull<u8>, usize) {
-    let mut blocks = vec![Block([0; 128]); len.div_ceil(128)];
-    let ptr = NonNull::new(blocks.as_mut_ptr().cast::<u8>()).expect("non-null");
-    let len = blocks.len() * 128;
-    (blocks, ptr, len)
+fn buffer(len: usize) -> (HeapBuffer, NonNull<u8>, usize) {
+    let mut buffer = HeapBuffer::new(len);
+    let (ptr, len) = buffer.range();
+    (buffer, ptr, len)
 }
-
-#[repr(C, align(128))]
-#[derive(Clone, Copy)]
-struct Block([u8; 128]);
 
 #[test]
 fn odd_sizes_round_trip_and_versions_move() {
