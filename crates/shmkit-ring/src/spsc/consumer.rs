@@ -136,26 +136,18 @@ impl<'a, T: Plain> Consumer<'a, T> {
     /// stamp after it shows one; whether it did.
     #[inline]
     fn extend(&mut self) -> bool {
-        match self.ring.next_run_end(self.head, self.cached_tail) {
-            Some(end) => {
-                self.cached_tail = end;
-                true
-            }
-            None => false,
-        }
+        let end = self.ring.next_run_end(self.head, self.cached_tail);
+        self.cached_tail = end.unwrap_or(self.cached_tail);
+        end.is_some()
     }
 
     /// [`Consumer::extend`] when the known end is `head`: the stamp is the one of the cursor's
     /// block, found without a division.
     #[inline]
     fn extend_here(&mut self) -> bool {
-        match self.ring.run_end(self.cursor.stamp(), self.head, self.cached_tail) {
-            Some(end) => {
-                self.cached_tail = end;
-                true
-            }
-            None => false,
-        }
+        let end = self.ring.run_end(self.cursor.stamp(), self.head, self.cached_tail);
+        self.cached_tail = end.unwrap_or(self.cached_tail);
+        end.is_some()
     }
 
     /// Values known to be published, following the stamps while fewer than `wanted`.
