@@ -22,7 +22,7 @@ usage: cargo xtask <command>
 commands:
   ci            fmt check, clippy -D warnings, tests, docs -D warnings, each library crate built
                 alone with --no-default-features, and the loom models; stops at the first failure
-  loom          run the loom models of every crate that has them (tests/loom.rs)
+  loom          run the loom models of every crate that has them (tests/loom.rs, and src/**/loom_models.rs)
   bench [ARGS]  run the criterion benchmarks in benches/ (ARGS are passed to `cargo bench`)
   setup-hugepages [OPTIONS]
                 reserve huge (2 MiB) and gigantic (1 GiB) pages on each NUMA node and mount
